@@ -1,0 +1,149 @@
+"""Wiring: config → logging → NATS → consumers → HTTP server, and the shutdown order.
+
+Shutdown (SIGTERM): stop fetching → let running attempts finish until SHUTDOWN_TIMEOUT →
+hand back what is left (nak) → unsubscribe → close the HTTP client → drain NATS. Anything not
+acked by then is redelivered by JetStream, so kill -9 at any moment loses nothing either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from bridge import admin, bus
+from bridge.config import Settings
+from bridge.delivery import Deliverer
+from bridge.dispatch import Dispatcher
+from bridge.jobs import JobWebhooks
+from bridge.observability import Metrics, log
+from bridge.pipeline import ConsumerLoop, EventHandler, TaskHandler
+from bridge.routing import Router
+from bridge.settings_view import redacted
+
+CONNECT_RETRY_S = 2.0
+LAG_POLL_S = 5.0
+
+
+class Bridge:
+    """One bridge process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.router = Router(settings)
+        self._connected = False
+        self._bound = False
+        self.http_port = 0
+
+    def ready(self) -> bool:
+        return self._connected and self._bound
+
+    def _on_connection(self, connected: bool) -> None:
+        self._connected = connected
+        self.metrics.nats_connected.set(1 if connected else 0)
+        log.info("nats connected" if connected else "nats disconnected")
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        log.info("starting", config=redacted(self.settings))
+        _warn_about_defaults(self.settings)
+        runner = await self._serve_http()
+        try:
+            nc = await self._connect(stopping)
+            if nc is not None:
+                await self._consume(nc, stopping)
+        finally:
+            await runner.cleanup()
+        log.info("stopped")
+
+    async def _serve_http(self) -> web.AppRunner:
+        app = admin.build_app(self.metrics, self.ready)
+        runner = await admin.start_server(app, self.settings.http_host, self.settings.http_port)
+        self.http_port = admin.bound_port(runner)
+        log.info("http server listening", host=self.settings.http_host, port=self.http_port)
+        return runner
+
+    async def _connect(self, stopping: asyncio.Event) -> Client | None:
+        """Retry until NATS answers and the topology exists; /readyz says 503 meanwhile."""
+        while not stopping.is_set():
+            try:
+                nc = await bus.connect(self.settings, self._on_connection)
+                self._on_connection(True)
+                await bus.ensure_topology(nc.jetstream(), self.settings)
+                return nc
+            except bus.BusError as error:
+                log.warning("nats not available yet", error=str(error))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), CONNECT_RETRY_S)
+        return None
+
+    async def _consume(self, nc: Client, stopping: asyncio.Event) -> None:
+        js = nc.jetstream()
+        deliverer = Deliverer(
+            timeout_s=self.settings.timeout_s,
+            pool_size=self.settings.concurrency,
+            allow_private_urls=self.settings.allow_private_urls,
+            require_https=self.settings.require_https,
+        )
+        await deliverer.start()
+        loops = await self._loops(js, deliverer)
+        self._bound = True
+        log.info("consuming", stream=self.settings.nats_stream, durable=self.settings.nats_durable)
+        try:
+            await self._run_loops(loops, js, stopping)
+        finally:
+            self._bound = False
+            await self._shutdown(nc, loops, deliverer)
+
+    async def _loops(self, js: JetStreamContext, deliverer: Deliverer) -> list[ConsumerLoop]:
+        settings = self.settings
+        kv = await bus.ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s)
+        dispatcher = Dispatcher(settings, self.router, deliverer, js, self.metrics)
+        on_event = EventHandler(settings, self.router, JobWebhooks(kv), dispatcher)
+        on_task = TaskHandler(settings, dispatcher)
+        durable = settings.nats_durable
+        events = await js.pull_subscribe_bind(durable, settings.nats_stream)
+        tasks = await js.pull_subscribe_bind(durable, settings.tasks_stream)
+        capacity = settings.concurrency
+        return [
+            ConsumerLoop("events", events, on_event, capacity),
+            ConsumerLoop("tasks", tasks, on_task, capacity * 2),
+        ]
+
+    async def _run_loops(
+        self, loops: list[ConsumerLoop], js: JetStreamContext, stopping: asyncio.Event
+    ) -> None:
+        ack_wait_s = self.settings.effective_ack_wait_s
+        async with asyncio.TaskGroup() as group:
+            for loop in loops:
+                group.create_task(loop.run(stopping, ack_wait_s))
+            group.create_task(self._watch_lag(js, stopping))
+
+    async def _watch_lag(self, js: JetStreamContext, stopping: asyncio.Event) -> None:
+        streams = {"events": self.settings.nats_stream, "tasks": self.settings.tasks_stream}
+        while not stopping.is_set():
+            for name, stream in streams.items():
+                with contextlib.suppress(Exception):
+                    info = await js.consumer_info(stream, self.settings.nats_durable)
+                    self.metrics.consumer_pending.labels(consumer=name).set(info.num_pending or 0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), LAG_POLL_S)
+
+    async def _shutdown(self, nc: Client, loops: list[ConsumerLoop], deliverer: Deliverer) -> None:
+        log.info("draining", deadline_s=self.settings.shutdown_timeout_s)
+        await asyncio.gather(*(loop.drain(self.settings.shutdown_timeout_s) for loop in loops))
+        await deliverer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), 5)
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+
+def _warn_about_defaults(settings: Settings) -> None:
+    if settings.secret_is_default:
+        log.warning("WEBHOOK_SECRET is the default 'secret': set a real secret in production")
+    if settings.admin_token is None:
+        log.warning("ADMIN_TOKEN is not set: admin routes are read-only")

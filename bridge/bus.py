@@ -1,0 +1,224 @@
+"""The NATS connection and the JetStream topology the bridge needs; nats errors mapped here.
+
+Topology (created if missing, never silently changed when present):
+- the events stream (`NATS_STREAM`) and its durable pull consumer (`NATS_DURABLE`);
+- `<durable>-tasks`: a work-queue stream of deliveries waiting for a (re)try, with a durable
+  consumer of the same name; retries wait there under `nak(delay)`, outside the events
+  consumer, so a dead endpoint's backlog never counts against the events' ack-pending limit;
+- the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
+- KV buckets `<durable>-jobs` (per-job webhooks, TTL) and `<durable>-replays` (replay marks).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.kv import KeyValue
+
+from bridge.config import Settings
+from bridge.secrets import redact_url
+
+DLQ_SUBJECT_PREFIX = "greenlight.webhooks.dlq"
+TASKS_MAX_ACK_PENDING = 100_000
+StateCallback = Callable[[bool], None]
+
+
+class BusError(Exception):
+    """NATS is unreachable or refused a request; the message is one line."""
+
+
+def tasks_subject(settings: Settings) -> str:
+    return f"{settings.tasks_stream}.due"
+
+
+@asynccontextmanager
+async def nats_errors(action: str) -> AsyncIterator[None]:
+    """Translate nats-py's exceptions into BusError: the one place that knows them."""
+    try:
+        yield
+    except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as error:
+        detail = str(error).strip() or type(error).__name__
+        raise BusError(f"{action}: {detail}") from error
+
+
+async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: float) -> list[Msg]:
+    """Up to `batch` messages; an empty list when none arrived within the timeout."""
+    try:
+        return await sub.fetch(batch, timeout=timeout_s)
+    except nats.errors.TimeoutError:
+        return []
+    except (nats.errors.Error, nats.js.errors.Error) as error:
+        raise BusError(f"fetch: {str(error).strip() or type(error).__name__}") from error
+
+
+async def connect(settings: Settings, on_state: StateCallback | None = None) -> Client:
+    """Connect or fail fast; once connected, the client reconnects forever on its own."""
+    callbacks = _callbacks(on_state or (lambda _connected: None))
+    async with nats_errors(f"cannot connect to NATS at {_shown_servers(settings)}"):
+        nc = await nats.connect(
+            servers=list(settings.nats_urls),
+            name="webhook-bridge",
+            # nats-py applies this to the first connect too, where -1 would loop forever.
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            **callbacks,
+            **_auth(settings),
+        )
+    nc.options["max_reconnect_attempts"] = -1
+    return nc
+
+
+def _shown_servers(settings: Settings) -> str:
+    return ", ".join(redact_url(url) for url in settings.nats_urls)
+
+
+def _callbacks(on_state: StateCallback) -> dict[str, Callable[..., Awaitable[None]]]:
+    async def disconnected() -> None:
+        on_state(False)
+
+    async def reconnected() -> None:
+        on_state(True)
+
+    async def error(_error: Exception) -> None:
+        return None  # reconnects are handled by the client; state changes are reported above
+
+    return {
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "closed_cb": disconnected,
+        "error_cb": error,
+    }
+
+
+def _auth(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if settings.nats_creds:
+        options["user_credentials"] = settings.nats_creds
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password.reveal() if settings.nats_password else ""
+    if settings.nats_token:
+        options["token"] = settings.nats_token.reveal()
+    if settings.nats_tls_ca or settings.nats_tls_cert:
+        options["tls"] = _tls_context(settings)
+    return options
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+    if settings.nats_tls_cert:
+        context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    return context
+
+
+async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
+    """Create whatever streams, buckets and consumers are missing."""
+    async with nats_errors("cannot set up JetStream"):
+        await _ensure_stream(js, _events_stream(settings))
+        await _ensure_stream(js, _tasks_stream(settings))
+        await _ensure_stream(js, _dlq_stream(settings))
+        await _ensure_consumer(js, settings.nats_stream, _events_consumer(settings))
+        await _ensure_consumer(js, settings.tasks_stream, _tasks_consumer(settings))
+        await ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s)
+        await ensure_bucket(js, settings.replays_bucket, settings.dlq_max_age_s)
+
+
+async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float) -> KeyValue:
+    try:
+        return await js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        config = KeyValueConfig(bucket=name, ttl=ttl_s, storage=StorageType.FILE, history=1)
+        return await js.create_key_value(config)
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    assert config.name is not None
+    try:
+        await js.stream_info(config.name)
+    except nats.js.errors.NotFoundError:
+        await js.add_stream(config)
+
+
+async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """add_consumer is create-or-update: only call it when the durable does not exist."""
+    assert config.durable_name is not None
+    try:
+        await js.consumer_info(stream, config.durable_name)
+    except nats.js.errors.NotFoundError:
+        await js.add_consumer(stream, config)
+
+
+def _events_stream(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.nats_stream,
+        subjects=list(settings.nats_subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=settings.nats_stream_max_age_s,
+        duplicate_window=120,
+    )
+
+
+def _tasks_stream(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.tasks_stream,
+        subjects=[tasks_subject(settings)],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120,
+    )
+
+
+def _dlq_stream(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.dlq_stream,
+        subjects=[f"{DLQ_SUBJECT_PREFIX}.>"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=settings.dlq_max_age_s,
+        duplicate_window=120,
+    )
+
+
+def _events_consumer(settings: Settings) -> ConsumerConfig:
+    subjects = list(settings.nats_subjects)
+    return ConsumerConfig(
+        durable_name=settings.nats_durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=settings.effective_ack_wait_s,
+        max_deliver=-1,
+        max_ack_pending=max(1000, settings.concurrency * 4),
+        filter_subject=subjects[0] if len(subjects) == 1 else None,
+        filter_subjects=subjects if len(subjects) > 1 else None,
+    )
+
+
+def _tasks_consumer(settings: Settings) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=settings.nats_durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=settings.effective_ack_wait_s,
+        max_deliver=-1,
+        max_ack_pending=TASKS_MAX_ACK_PENDING,
+    )

@@ -1,0 +1,157 @@
+"""The `webhook-bridge` command: subcommands, exit codes, no business logic.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge import __version__, commands
+from bridge.bus import BusError
+from bridge.config import ConfigError, Settings, load_settings
+from bridge.embedded import EmbeddedError
+from bridge.observability import configure_logging
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad arguments that argparse cannot see; exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    environ = dict(os.environ if env is None else env)
+    try:
+        return int(_dispatch(args, environ))
+    except (ConfigError, UsageError) as error:
+        return _fail(str(error), EXIT_USAGE)
+    except (BusError, EmbeddedError, OSError) as error:
+        return _fail(str(error), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # one line for the user instead of a traceback
+        return _fail(f"unexpected {type(error).__name__}: {error}", EXIT_FAILURE)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"webhook-bridge: {message}", file=sys.stderr)
+    return code
+
+
+def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+    if args.command == "verify":
+        return commands.verify(args.secret, args.signature, args.id, args.timestamp)
+    if args.command == "demo":
+        return _run_async(commands.demo)
+    settings = load_settings(env)
+    if args.command == "config":
+        return commands.config_check(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "run":
+        data_dir = Path(args.data_dir) if args.embedded_nats else None
+        return _run_async(lambda stopping: commands.run(settings, stopping, data_dir))
+    return _run_async(lambda _stopping: _client_command(args, settings))
+
+
+async def _client_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "publish":
+        return await commands.publish(settings, args.event, args.job_id, args.webhook, args.data)
+    wanted = commands.dlq_filter(args.event, args.endpoint, args.since, args.all)
+    if args.dlq_command == "list":
+        return await commands.dlq_list(settings, wanted, as_json=args.json)
+    return await commands.dlq_replay(settings, wanted)
+
+
+def _run_async(command: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
+    """Run with SIGTERM and SIGINT setting a stop event instead of killing the loop."""
+
+    async def runner() -> int:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        return await command(stopping)
+
+    return _event_loop_runner()(runner())
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="webhook-bridge",
+        description="Deliver NATS JetStream lifecycle events as signed HTTP webhooks.",
+        epilog="Configuration comes from environment variables and BRIDGE_CONFIG (YAML).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    sub.add_parser("demo", help="run a self-contained demo: NATS, the bridge, receivers")
+    _add_publish(sub)
+    _add_dlq(sub)
+    _add_verify(sub)
+    config = sub.add_parser("config", help="check the configuration")
+    config.add_argument("config_command", choices=["check"], help="print the effective config")
+    return parser
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="run the bridge until SIGTERM")
+    run.add_argument(
+        "--embedded-nats",
+        action="store_true",
+        help="start a nats-server with JetStream on 127.0.0.1:4222 (single-box mode)",
+    )
+    run.add_argument(
+        "--data-dir", default="data/nats", help="JetStream store of --embedded-nats (data/nats)"
+    )
+
+
+def _add_publish(sub: Any) -> None:
+    publish = sub.add_parser("publish", help="publish one event, e.g. job.completed")
+    publish.add_argument("event", help="event name, e.g. job.completed")
+    publish.add_argument("--job-id", help="job id (default: a new one)")
+    publish.add_argument(
+        "--webhook", action="append", default=[], help="per-job webhook URL or id (repeatable)"
+    )
+    publish.add_argument("--data", help="JSON object merged into the event body")
+
+
+def _add_dlq(sub: Any) -> None:
+    dlq = sub.add_parser("dlq", help="list or replay dead letters")
+    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    for name, text in (("list", "list dead letters"), ("replay", "re-deliver dead letters")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--event", help="only this event name, e.g. job.completed")
+        action.add_argument("--endpoint", help="only this webhook id, URL or host")
+        action.add_argument("--since", help="only dead letters younger than this, e.g. 1h")
+        action.add_argument(
+            "--all", action="store_true", help="include dead letters already replayed"
+        )
+        if name == "list":
+            action.add_argument("--json", action="store_true", help="one JSON record per line")
+
+
+def _add_verify(sub: Any) -> None:
+    verify = sub.add_parser("verify", help="verify a signature of a body read from stdin")
+    verify.add_argument("--secret", required=True, help="the webhook secret")
+    verify.add_argument(
+        "--signature", required=True, help="X-Greenlight-Signature or webhook-signature value"
+    )
+    verify.add_argument("--id", help="webhook-id (for Standard Webhooks signatures)")
+    verify.add_argument("--timestamp", type=int, help="webhook-timestamp (Standard Webhooks)")

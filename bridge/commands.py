@@ -1,0 +1,146 @@
+"""What each subcommand does, on top of the modules; the CLI parses, this acts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+from nats.aio.client import Client
+
+from bridge import bus, deadletter
+from bridge.app import Bridge
+from bridge.config import ConfigError, Settings
+from bridge.deadletter import Filter, Stored
+from bridge.demo import run_demo
+from bridge.durations import parse_duration_s
+from bridge.embedded import EmbeddedNats
+from bridge.routing import Router
+from bridge.settings_view import redacted
+from bridge.signing import verify_greenlight, verify_standard
+
+
+async def run(settings: Settings, stopping: asyncio.Event, data_dir: Path | None) -> int:
+    if data_dir is None:
+        await Bridge(settings).run(stopping)
+        return 0
+    server = EmbeddedNats(data_dir)
+    url = await server.start()
+    try:
+        embedded = msgspec.structs.replace(settings, nats_urls=(url,))
+        await Bridge(embedded).run(stopping)
+    finally:
+        await server.stop()
+    return 0
+
+
+async def demo(stopping: asyncio.Event) -> int:
+    return await run_demo(stopping)
+
+
+def config_check(settings: Settings) -> int:
+    print(json.dumps(redacted(settings), indent=2))
+    print("configuration is valid", file=sys.stderr)
+    return 0
+
+
+def verify(secret: str, signature: str, msg_id: str | None, timestamp_s: int | None) -> int:
+    body = sys.stdin.buffer.read()
+    if signature.startswith("sha256="):
+        valid = verify_greenlight(secret, body, signature)
+    elif msg_id is None or timestamp_s is None:
+        raise ConfigError("--id and --timestamp are needed for a webhook-signature value")
+    else:
+        valid = verify_standard(secret, msg_id, timestamp_s, body, signature)
+    print("signature is valid" if valid else "signature does NOT match", file=sys.stderr)
+    return 0 if valid else 1
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[Client]:
+    nc = await bus.connect(settings)
+    try:
+        async with bus.nats_errors("NATS request failed"):
+            yield nc
+    finally:
+        await nc.close()
+
+
+async def publish(
+    settings: Settings, event: str, job_id: str | None, webhooks: list[str], data: str | None
+) -> int:
+    body = _event_body(event, job_id or f"j_{uuid.uuid4().hex[:12]}", webhooks, data)
+    subject = f"{settings.nats_subjects[0].removesuffix('>')}{event}"
+    async with connected(settings) as nc:
+        ack = await nc.jetstream().publish(subject, body, headers={"Nats-Msg-Id": uuid.uuid4().hex})
+    print(f"published {event} on {subject} (stream {ack.stream}, seq {ack.seq})")
+    return 0
+
+
+def _event_body(event: str, job_id: str, webhooks: list[str], data: str | None) -> bytes:
+    fields: dict[str, object] = {"event": event, "job_id": job_id}
+    if data:
+        try:
+            extra = json.loads(data)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"--data: not valid JSON: {error.msg}") from None
+        if not isinstance(extra, dict):
+            raise ConfigError("--data: expected a JSON object")
+        fields.update(extra)
+    if webhooks:
+        fields["webhook"] = webhooks if len(webhooks) > 1 else webhooks[0]
+    return json.dumps(fields).encode()
+
+
+def dlq_filter(event: str | None, endpoint: str | None, since: str | None, every: bool) -> Filter:
+    since_s = None
+    if since:
+        try:
+            since_s = parse_duration_s(since)
+        except ValueError as error:
+            raise ConfigError(f"--since: {error}") from None
+    return Filter(event=event, endpoint=endpoint, since_s=since_s, include_replayed=every)
+
+
+async def _read(settings: Settings, nc: Client, wanted: Filter) -> list[Stored]:
+    js = nc.jetstream()
+    await bus.ensure_topology(js, settings)
+    marks = await js.key_value(settings.replays_bucket)
+    return await deadletter.read(js, settings.dlq_stream, marks, wanted)
+
+
+async def dlq_list(settings: Settings, wanted: Filter, *, as_json: bool) -> int:
+    async with connected(settings) as nc:
+        found = await _read(settings, nc, wanted)
+    for stored in found:
+        print(_json_line(stored) if as_json else _table_line(stored))
+    if not as_json:
+        print(f"{len(found)} dead letter(s)", file=sys.stderr)
+    return 0
+
+
+def _json_line(stored: Stored) -> str:
+    record = json.loads(deadletter.encode(stored.record))
+    return json.dumps({"seq": stored.seq, "replayed_at": stored.replayed_at, **record})
+
+
+def _table_line(stored: Stored) -> str:
+    record = stored.record
+    where = record.endpoint.id or record.endpoint.url or "-"
+    replayed = f"  replayed {stored.replayed_at}" if stored.replayed_at else ""
+    columns = (str(stored.seq), record.dead_lettered_at, record.event or "-", where, record.reason)
+    return "  ".join(columns) + f"  {record.delivery_id}{replayed}"
+
+
+async def dlq_replay(settings: Settings, wanted: Filter) -> int:
+    async with connected(settings) as nc:
+        js = nc.jetstream()
+        await bus.ensure_topology(js, settings)
+        replayed, skipped = await deadletter.replay(js, settings, Router(settings), wanted)
+    print(f"replayed {replayed} dead letter(s), skipped {skipped} with nothing to deliver")
+    return 0

@@ -1,0 +1,179 @@
+"""One delivery attempt in stages: prepare and sign → call → decide → carry out the decision.
+
+The decision is pure (`next_step`): delivered, retry at a time, or give up with a reason.
+Carrying it out is the only I/O besides the call: a retry is published as a new task (the
+attempt history travels with it), a give-up is published as a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from nats.js import JetStreamContext
+
+from bridge import __version__, deadletter, retry
+from bridge.bus import tasks_subject
+from bridge.config import Settings
+from bridge.deadletter import Reason
+from bridge.delivery import AttemptResult, Deliverer, Request
+from bridge.limits import EndpointLimiter
+from bridge.observability import Metrics, log
+from bridge.routing import Router, host_of
+from bridge.signing import signature_headers
+from bridge.tasks import Attempt, Task, encode_task, timestamp
+
+USER_AGENT = f"webhook-bridge/{__version__}"
+
+
+class Delivered(msgspec.Struct, frozen=True):
+    pass
+
+
+class RetryAt(msgspec.Struct, frozen=True):
+    not_before_s: float
+
+
+class GiveUp(msgspec.Struct, frozen=True):
+    reason: Reason
+
+
+Step = Delivered | RetryAt | GiveUp
+
+
+def next_step(task: Task, result: AttemptResult, settings: Settings, now_s: float) -> Step:
+    """What follows an attempt; `task.attempt` is the attempt that just ran (1-based)."""
+    if result.ok:
+        return Delivered()
+    if result.outcome == "blocked":
+        return GiveUp("blocked_url")
+    if result.status_code == 410:
+        return GiveUp("gone")
+    if task.attempt > settings.max_retry:
+        return GiveUp("max_retries_exceeded")
+    retry_after_s = retry.parse_retry_after(result.retry_after, now_s)
+    delay_s = retry.retry_delay_s(
+        task.attempt, settings.retry_min_wait_s, settings.retry_max_wait_s, retry_after_s
+    )
+    return RetryAt(now_s + delay_s)
+
+
+class Dispatcher:
+    """Runs attempts for tasks whose endpoint slot the caller has reserved."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        deliverer: Deliverer,
+        js: JetStreamContext,
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self._router = router
+        self._deliverer = deliverer
+        self._js = js
+        self.metrics = metrics
+        self.limiter = EndpointLimiter(settings.endpoint_concurrency)
+        self._slots = asyncio.Semaphore(settings.concurrency)
+
+    async def attempt(self, task: Task) -> None:
+        """Attempt with a reserved endpoint slot (released here), then act on the result."""
+        result = await self._call(task)
+        await self.follow_up(task, result)
+
+    async def _call(self, task: Task) -> AttemptResult:
+        started_s = time.monotonic()
+        try:
+            async with self._slots:
+                request = self.prepare(task, int(time.time()))
+                with self.metrics.inflight():
+                    return await self._deliverer.post(request)
+        finally:
+            self.limiter.release(task.target.url, time.monotonic() - started_s)
+
+    async def defer(self, task: Task) -> None:
+        """Queue the task for the task consumer, e.g. while its endpoint is saturated."""
+        await self._js.publish(
+            tasks_subject(self._settings),
+            encode_task(task),
+            headers={"Nats-Msg-Id": task.message_id},
+        )
+
+    def prepare(self, task: Task, now_s: int) -> Request:
+        secrets, extra = self._credentials(task)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Greenlight-Event": task.event,
+            "X-Greenlight-Delivery": task.delivery_id,
+            **extra,
+            **signature_headers(secrets, task.delivery_id, now_s, task.body),
+        }
+        return Request(task.target.url, task.body, headers, task.target.trusted)
+
+    def _credentials(self, task: Task) -> tuple[list[str], dict[str, str]]:
+        hook = self._router.named(task.target.webhook_id) if task.target.webhook_id else None
+        if hook is None:
+            return [self._settings.secret.reveal()], {}
+        secrets = [s.reveal() for s in hook.secrets] or [self._settings.secret.reveal()]
+        return secrets, {name: value.reveal() for name, value in hook.headers}
+
+    async def follow_up(self, task: Task, result: AttemptResult) -> None:
+        done = _with_attempt(task, result)
+        step = next_step(task, result, self._settings, time.time())
+        self.metrics.attempted(task, result)
+        log_attempt(done, result, step)
+        if isinstance(step, RetryAt):
+            await self.defer(msgspec.structs.replace(done, not_before_s=step.not_before_s))
+        elif isinstance(step, GiveUp):
+            await self.dead_letter(done, step.reason)
+        else:
+            self.metrics.delivered(task)
+
+    async def dead_letter(self, task: Task, reason: Reason) -> None:
+        await self.publish_dead_letter(deadletter.from_task(task, reason))
+
+    async def publish_dead_letter(self, record: deadletter.DeadLetter) -> None:
+        await deadletter.publish(self._js, record)
+        endpoint = record.endpoint.id or host_of(record.endpoint.url or "")
+        self.metrics.dead_lettered(endpoint, record.reason)
+
+
+def _with_attempt(task: Task, result: AttemptResult) -> Task:
+    record = Attempt(
+        attempt=task.attempt,
+        at=timestamp(time.time() - result.duration_s),
+        status_code=result.status_code,
+        error=None if result.ok else result.message,
+        duration_ms=round(result.duration_s * 1000),
+        outcome=result.outcome,
+    )
+    return msgspec.structs.replace(task, attempt=task.attempt + 1, history=(*task.history, record))
+
+
+def log_attempt(task: Task, result: AttemptResult, step: Step) -> None:
+    level = "info" if result.ok else "warning"
+    getattr(log, level)(
+        "attempt",
+        event_id=task.event_id,
+        delivery_id=task.delivery_id,
+        job_id=task.job_id,
+        _event=task.event,
+        endpoint=task.target.endpoint,
+        attempt=task.attempt - 1,
+        status_code=result.status_code,
+        duration_ms=round(result.duration_s * 1000),
+        outcome=result.outcome,
+        message=result.message,
+        next=_describe(step),
+    )
+
+
+def _describe(step: Step) -> str:
+    if isinstance(step, RetryAt):
+        return f"retry in {max(0.0, step.not_before_s - time.time()):.1f}s"
+    if isinstance(step, GiveUp):
+        return f"dead letter ({step.reason})"
+    return "delivered"

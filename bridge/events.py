@@ -1,0 +1,133 @@
+"""The event envelope: raw NATS bytes → `Event` or `InvalidEvent`; never raises past here.
+
+Only the top level of the JSON object is decoded; every value stays as raw bytes, so the body
+delivered to receivers is the producer's JSON with `webhook` removed and nothing re-encoded.
+When the event carries no `webhook`, the delivered body is the published bytes verbatim.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+
+WEBHOOK_KEY = "webhook"
+_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_TEXT_OR_NUMBER = msgspec.json.Decoder(str | int | None)
+_WEBHOOKS = msgspec.json.Decoder(str | list[str] | None)
+_NAME = msgspec.json.Decoder(str | None)
+T = TypeVar("T")
+
+
+class Event(msgspec.Struct, frozen=True):
+    """An event that can be routed."""
+
+    id: str
+    name: str
+    job_id: str | None
+    tenant_id: str | None
+    webhooks: tuple[str, ...]
+    body: bytes
+    published_at_s: float
+
+
+class InvalidEvent(msgspec.Struct, frozen=True):
+    """An event that cannot be routed, with why; it is dead-lettered with its raw bytes."""
+
+    id: str
+    subject: str
+    error: str
+    raw: bytes
+
+
+class _Invalid(Exception):
+    """Internal: why decoding gave up."""
+
+
+def decode_event(
+    data: bytes,
+    *,
+    subject: str,
+    event_id: str,
+    published_at_s: float,
+    max_bytes: int,
+    prefixes: tuple[str, ...],
+) -> Event | InvalidEvent:
+    """Decode one published message."""
+    try:
+        if len(data) > max_bytes:
+            raise _Invalid(f"event is {len(data)} bytes, over MAX_EVENT_BYTES ({max_bytes})")
+        fields = _object(data)
+        name = _event_name(fields, subject, prefixes)
+        return Event(
+            id=event_id,
+            name=name,
+            job_id=_identifier(fields, "job_id"),
+            tenant_id=_identifier(fields, "tenant_id"),
+            webhooks=_webhook_entries(fields),
+            body=_body(data, fields),
+            published_at_s=published_at_s,
+        )
+    except _Invalid as invalid:
+        return InvalidEvent(id=event_id, subject=subject, error=str(invalid), raw=data)
+
+
+def _object(data: bytes) -> dict[str, msgspec.Raw]:
+    try:
+        return _OBJECT.decode(data)
+    except msgspec.ValidationError:
+        raise _Invalid("event is not a JSON object") from None
+    except msgspec.DecodeError as error:
+        raise _Invalid(f"event is not valid JSON: {error}") from None
+
+
+def _event_name(fields: dict[str, msgspec.Raw], subject: str, prefixes: tuple[str, ...]) -> str:
+    name = _decode(_NAME, fields.get("event"), "event must be a string")
+    if name is None:
+        name = subject_suffix(subject, prefixes)
+    name = name.strip()
+    if not name:
+        raise _Invalid("event has no name (no 'event' field and no subject suffix)")
+    if len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise _Invalid("event name is too long or has control characters")
+    return name
+
+
+def subject_suffix(subject: str, prefixes: tuple[str, ...]) -> str:
+    """What follows the configured subject prefix: `greenlight.events.job.done` → `job.done`."""
+    for prefix in prefixes:
+        if subject.startswith(prefix):
+            return subject[len(prefix) :]
+    return ""
+
+
+def subject_prefixes(subjects: tuple[str, ...]) -> tuple[str, ...]:
+    """`greenlight.events.>` → `greenlight.events.`; subjects without `>` give no suffix."""
+    return tuple(s[:-1] for s in subjects if s.endswith(".>"))
+
+
+def _identifier(fields: dict[str, msgspec.Raw], key: str) -> str | None:
+    value = _decode(_TEXT_OR_NUMBER, fields.get(key), f"{key} must be a string")
+    return None if value is None or isinstance(value, bool) else str(value)
+
+
+def _webhook_entries(fields: dict[str, msgspec.Raw]) -> tuple[str, ...]:
+    error = "webhook must be a string or a list of strings"
+    value = _decode(_WEBHOOKS, fields.get(WEBHOOK_KEY), error)
+    entries = [value] if isinstance(value, str) else value or []
+    return tuple(dict.fromkeys(e.strip() for e in entries if e.strip()))
+
+
+def _body(data: bytes, fields: dict[str, msgspec.Raw]) -> bytes:
+    if WEBHOOK_KEY not in fields:
+        return data
+    return msgspec.json.encode({k: v for k, v in fields.items() if k != WEBHOOK_KEY})
+
+
+def _decode(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw | None, error: str) -> T | None:
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:
+        raise _Invalid(error) from None

@@ -1,0 +1,82 @@
+"""Per-endpoint concurrency: slots per URL, a short bounded queue, and an overflow schedule.
+
+A delivery that finds its endpoint saturated either waits in a queue of bounded length (task
+consumer) or does not wait at all (events consumer, which defers it as a task). A task that
+finds the queue full is handed back to JetStream with a delay from `overflow_delay_s`: a
+virtual clock per endpoint spaces such tasks at the endpoint's observed service rate, so a
+backlog for a slow or dead receiver comes back about when it can be served instead of
+churning through the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+MAX_OVERFLOW_DELAY_S = 300.0
+_INITIAL_DURATION_S = 0.1
+_EWMA_WEIGHT = 0.2
+
+
+class _Endpoint:
+    __slots__ = ("duration_s", "next_free_s", "semaphore", "users", "waiting")
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.users = 0
+        self.waiting = 0
+        self.duration_s = _INITIAL_DURATION_S
+        self.next_free_s = 0.0
+
+
+class EndpointLimiter:
+    """At most `limit` attempts in flight per endpoint URL in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._endpoints: dict[str, _Endpoint] = {}
+
+    async def acquire(self, url: str, *, max_waiting: int = 0) -> bool:
+        """Take a slot, waiting only if fewer than `max_waiting` already wait; False if not."""
+        endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
+        busy = endpoint.semaphore.locked()
+        if busy and endpoint.waiting >= max_waiting:
+            self._forget_if_idle(url, endpoint)
+            return False
+        endpoint.users += 1
+        endpoint.waiting += busy
+        try:
+            await endpoint.semaphore.acquire()
+        except asyncio.CancelledError:
+            self._leave(url, endpoint)
+            raise
+        finally:
+            endpoint.waiting -= busy
+        return True
+
+    def release(self, url: str, duration_s: float | None = None) -> None:
+        endpoint = self._endpoints[url]
+        if duration_s is not None:
+            endpoint.duration_s += _EWMA_WEIGHT * (duration_s - endpoint.duration_s)
+        endpoint.semaphore.release()
+        self._leave(url, endpoint)
+
+    def overflow_delay_s(self, url: str, now_s: float | None = None) -> float:
+        """Reserve the next virtual service slot of a saturated endpoint; seconds until it."""
+        now_s = time.monotonic() if now_s is None else now_s
+        endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
+        interval_s = endpoint.duration_s / self._limit
+        endpoint.next_free_s = max(now_s, endpoint.next_free_s) + interval_s
+        return min(MAX_OVERFLOW_DELAY_S, max(interval_s, endpoint.next_free_s - now_s))
+
+    def in_use(self, url: str) -> int:
+        endpoint = self._endpoints.get(url)
+        return endpoint.users - endpoint.waiting if endpoint else 0
+
+    def _leave(self, url: str, endpoint: _Endpoint) -> None:
+        endpoint.users -= 1
+        self._forget_if_idle(url, endpoint)
+
+    def _forget_if_idle(self, url: str, endpoint: _Endpoint) -> None:
+        if endpoint.users == 0 and endpoint.next_free_s <= time.monotonic():
+            del self._endpoints[url]

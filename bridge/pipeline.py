@@ -1,0 +1,241 @@
+"""The JetStream side: fetch loops, and what happens to each event and each task message.
+
+Events: decode → remember/recall per-job webhooks → route → one first attempt per target,
+made inline when the endpoint has a free slot, else deferred as a task → ack the event once
+every target is delivered, queued for retry or dead-lettered. The common path (first attempt
+succeeds) costs one fetch and one ack, like a plain consumer; retries and deferrals pay for
+themselves by publishing a task.
+
+Tasks: wait until due (`nak(delay)`), take an endpoint slot (bounded queue, else hand back
+with the endpoint's overflow delay), attempt, then ack once the follow-up is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from bridge import deadletter
+from bridge.bus import BusError, fetch
+from bridge.config import Settings
+from bridge.dispatch import Dispatcher
+from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes
+from bridge.jobs import JobWebhooks
+from bridge.observability import log
+from bridge.routing import Router, Target, delivery_id
+from bridge.tasks import Task, decode_task
+
+Handler = Callable[[Msg], Awaitable[None]]
+FETCH_TIMEOUT_S = 1.0
+MAX_BATCH = 128
+ERROR_PAUSE_S = 1.0
+TASK_QUEUE_FACTOR = 2
+
+
+class ConsumerLoop:
+    """One fetch loop over a pull subscription; handlers run as tasks, at most `capacity`."""
+
+    def __init__(
+        self, name: str, sub: JetStreamContext.PullSubscription, handle: Handler, capacity: int
+    ) -> None:
+        self.name = name
+        self._sub = sub
+        self._handle = handle
+        self._capacity = capacity
+        self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
+        self._room = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event, ack_wait_s: float) -> None:
+        last_touch = time.monotonic()
+        while not stopping.is_set():
+            await self._wait_for_room(stopping)
+            await self._fetch_and_start(stopping)
+            if time.monotonic() - last_touch > ack_wait_s / 3:
+                last_touch = time.monotonic()
+                await self._keep_alive(ack_wait_s / 3)
+
+    async def _wait_for_room(self, stopping: asyncio.Event) -> None:
+        while len(self._running) >= self._capacity and not stopping.is_set():
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), FETCH_TIMEOUT_S)
+            except TimeoutError:
+                return
+
+    async def _fetch_and_start(self, stopping: asyncio.Event) -> None:
+        room = self._capacity - len(self._running)
+        if room <= 0:
+            return
+        try:
+            messages = await fetch(self._sub, min(room, MAX_BATCH), FETCH_TIMEOUT_S)
+        except BusError as error:
+            log.warning("fetch failed", consumer=self.name, error=str(error))
+            await _pause(stopping, ERROR_PAUSE_S)
+            return
+        for msg in messages:
+            self._start(msg)
+
+    def _start(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._guarded(msg))
+        self._running[task] = (msg, time.monotonic())
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._room.set()
+
+    async def _guarded(self, msg: Msg) -> None:
+        try:
+            await self._handle(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.error("handler failed", consumer=self.name, error=str(error), exc_info=True)
+            await _quietly(msg.nak(delay=ERROR_PAUSE_S))
+
+    async def _keep_alive(self, older_than_s: float) -> None:
+        """Extend the ack deadline of messages held long (queued behind a busy endpoint)."""
+        cutoff = time.monotonic() - older_than_s
+        for msg, started in list(self._running.values()):
+            if started < cutoff:
+                await _quietly(msg.in_progress())
+
+    async def drain(self, deadline_s: float) -> None:
+        """Let running handlers finish until the deadline; hand the rest back to JetStream."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=deadline_s)
+        leftovers = list(self._running.items())
+        for task, (msg, _started) in leftovers:
+            task.cancel()
+            await _quietly(msg.nak())
+        if leftovers:
+            await asyncio.wait([task for task, _ in leftovers])
+            log.warning("handed back unfinished messages", consumer=self.name, count=len(leftovers))
+        await _quietly(self._sub.unsubscribe())
+
+
+class EventHandler:
+    """Turns one event message into first attempts, deferrals and dead letters."""
+
+    def __init__(
+        self, settings: Settings, router: Router, jobs: JobWebhooks, dispatcher: Dispatcher
+    ) -> None:
+        self._settings = settings
+        self._router = router
+        self._jobs = jobs
+        self._dispatcher = dispatcher
+        self._metrics = dispatcher.metrics
+        self._prefixes = subject_prefixes(settings.nats_subjects)
+
+    async def __call__(self, msg: Msg) -> None:
+        event = self._decode(msg)
+        if isinstance(event, InvalidEvent):
+            await self._invalid(event)
+        else:
+            await self._route(event)
+        await msg.ack()
+
+    def _decode(self, msg: Msg) -> Event | InvalidEvent:
+        meta = msg.metadata
+        event_id = (msg.headers or {}).get("Nats-Msg-Id") or (
+            f"{meta.stream}-{meta.sequence.stream}"
+        )
+        return decode_event(
+            msg.data,
+            subject=msg.subject,
+            event_id=event_id,
+            published_at_s=meta.timestamp.timestamp(),
+            max_bytes=self._settings.max_event_bytes,
+            prefixes=self._prefixes,
+        )
+
+    async def _invalid(self, event: InvalidEvent) -> None:
+        log.warning("invalid event", event_id=event.id, subject=event.subject, error=event.error)
+        self._metrics.invalid("invalid_event")
+        await self._dispatcher.publish_dead_letter(deadletter.from_invalid(event))
+
+    async def _route(self, event: Event) -> None:
+        self._metrics.received(event.name)
+        route = self._router.route(event, await self._job_webhooks(event))
+        for unknown in route.unknown_ids:
+            log.warning("unknown webhook id", event_id=event.id, webhook=unknown)
+            await self._dispatcher.publish_dead_letter(deadletter.from_unknown(event, unknown))
+        await asyncio.gather(*(self._first(first_task(event, t)) for t in route.targets))
+
+    async def _job_webhooks(self, event: Event) -> tuple[str, ...]:
+        """Per-job entries; noted synchronously so later events in this process see them."""
+        if event.job_id is None:
+            return ()
+        if not event.webhooks:
+            return await self._jobs.recall(event.job_id)
+        known = self._jobs.note(event.job_id, event.webhooks)
+        await self._jobs.remember(event.job_id, event.webhooks)
+        return known
+
+    async def _first(self, task: Task) -> None:
+        if await self._dispatcher.limiter.acquire(task.target.url):
+            await self._dispatcher.attempt(task)
+        else:
+            await self._dispatcher.defer(task)
+
+
+def first_task(event: Event, target: Target) -> Task:
+    return Task(
+        delivery_id=delivery_id(event.id, target.url),
+        event_id=event.id,
+        event=event.name,
+        job_id=event.job_id,
+        tenant_id=event.tenant_id,
+        target=target,
+        body=event.body,
+        published_at_s=event.published_at_s,
+    )
+
+
+class TaskHandler:
+    """Runs one task message: wait until due, take a slot, attempt, ack."""
+
+    def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._max_waiting = settings.endpoint_concurrency * TASK_QUEUE_FACTOR
+
+    async def __call__(self, msg: Msg) -> None:
+        try:
+            task = decode_task(msg.data)
+        except msgspec.DecodeError:
+            log.error("dropping unreadable task", seq=msg.metadata.sequence.stream)
+            await msg.term()
+            return
+        wait_s = task.not_before_s - time.time()
+        if wait_s > 0.01:
+            await msg.nak(delay=wait_s)
+            return
+        await self._run(msg, task)
+
+    async def _run(self, msg: Msg, task: Task) -> None:
+        limiter = self._dispatcher.limiter
+        url = task.target.url
+        if not await limiter.acquire(url, max_waiting=self._max_waiting):
+            await msg.nak(delay=limiter.overflow_delay_s(url))
+            return
+        await self._dispatcher.attempt(task)
+        await msg.ack()
+
+
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def _quietly(action: Awaitable[None]) -> None:
+    """Acks and naks on a lost connection are best effort: JetStream redelivers anyway."""
+    try:
+        await action
+    except Exception as error:
+        log.debug("ack or nak not sent", error=str(error))

@@ -1,0 +1,84 @@
+"""Sign delivery bodies with both schemes receivers check: Greenlight's and Standard Webhooks'.
+
+Pure functions over bytes; the delivery code decides which secrets and ids to pass in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+GREENLIGHT_HEADER = "X-Greenlight-Signature"
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
+
+_WHSEC_PREFIX = "whsec_"
+_V1_PREFIX = "v1,"
+
+
+def greenlight_signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex>`, byte-exact with the receiver snippet in SPEC §3."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key for Standard Webhooks.
+
+    A `whsec_` secret already is the receiver's form, so its base64 tail is the key.
+    Any other secret is used as raw bytes; its receiver then verifies with
+    `"whsec_" + base64(secret bytes)`. Raises ValueError for a malformed `whsec_` secret,
+    so configuration can call this once at start and refuse it.
+    """
+    if secret.startswith(_WHSEC_PREFIX):
+        return base64.b64decode(secret.removeprefix(_WHSEC_PREFIX), validate=True)
+    return secret.encode("utf-8")
+
+
+def standard_signature(secret: str, msg_id: str, timestamp_s: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`."""
+    signed = f"{msg_id}.{timestamp_s}.".encode() + body
+    digest = hmac.new(standard_key(secret), signed, hashlib.sha256).digest()
+    return _V1_PREFIX + base64.b64encode(digest).decode("ascii")
+
+
+def signature_headers(
+    secrets: Sequence[str], delivery_id: str, timestamp_s: int, body: bytes
+) -> dict[str, str]:
+    """All signature headers of one attempt.
+
+    Every secret signs the Standard Webhooks header so receivers keep verifying while a
+    secret is rotated; the Greenlight header holds one value only (its receivers compare
+    the whole header), so it uses the first, current secret.
+    """
+    if not secrets:
+        raise ValueError("at least one secret is needed to sign a delivery")
+    signatures = (standard_signature(s, delivery_id, timestamp_s, body) for s in secrets)
+    return {
+        GREENLIGHT_HEADER: greenlight_signature(secrets[0], body),
+        WEBHOOK_ID_HEADER: delivery_id,
+        WEBHOOK_TIMESTAMP_HEADER: str(timestamp_s),
+        WEBHOOK_SIGNATURE_HEADER: " ".join(signatures),
+    }
+
+
+def verify_greenlight(secret: str, body: bytes, header: str) -> bool:
+    """True when `header` is exactly the Greenlight signature of `body`; constant time."""
+    expected = greenlight_signature(secret, body).encode("ascii")
+    return hmac.compare_digest(expected, _header_bytes(header))
+
+
+def verify_standard(secret: str, msg_id: str, timestamp_s: int, body: bytes, header: str) -> bool:
+    """True when any space-separated `v1,` entry of `header` matches; constant time each."""
+    expected = standard_signature(secret, msg_id, timestamp_s, body).encode("ascii")
+    # Compare every entry, not stopping at the first hit, so timing does not reveal which.
+    matches = [hmac.compare_digest(expected, _header_bytes(entry)) for entry in header.split()]
+    return any(matches)
+
+
+def _header_bytes(header: str) -> bytes:
+    # compare_digest refuses non-ASCII str; bytes with replacement can never match ASCII hex.
+    return header.encode("utf-8", errors="replace")
