@@ -11,7 +11,9 @@ Topology (created if missing, never silently changed when present):
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,6 +40,7 @@ from bridge.secrets import redact_url
 
 DLQ_SUBJECT_PREFIX = "greenlight.webhooks.dlq"
 TASKS_MAX_ACK_PENDING = 100_000
+PUBLISH_RETRY_S = 0.5
 StateCallback = Callable[[bool], None]
 
 
@@ -57,6 +60,25 @@ async def nats_errors(action: str) -> AsyncIterator[None]:
     except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as error:
         detail = str(error).strip() or type(error).__name__
         raise BusError(f"{action}: {detail}") from error
+
+
+async def publish(
+    js: JetStreamContext, subject: str, payload: bytes, msg_id: str, patience_s: float
+) -> None:
+    """Publish and wait for the stream's ack, retrying through a short outage.
+
+    Safe to repeat: every message the bridge publishes has a deterministic Nats-Msg-Id.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            async with nats_errors(f"cannot publish to {subject}"):
+                await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
+            return
+        except BusError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(PUBLISH_RETRY_S)
 
 
 async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: float) -> list[Msg]:

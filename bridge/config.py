@@ -18,6 +18,7 @@ import yaml
 from bridge import urlpolicy
 from bridge.durations import parse_duration_s
 from bridge.secrets import Secret, redact_url
+from bridge.signing import standard_key
 
 
 class ConfigError(Exception):
@@ -124,7 +125,14 @@ def _optional(value: Any) -> str | None:
 
 
 def _secret(value: Any) -> Secret:
-    return Secret(_text(value))
+    text = _text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    try:
+        standard_key(text)
+    except ValueError:
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    return Secret(text)
 
 
 def _optional_secret(value: Any) -> Secret | None:
@@ -404,9 +412,9 @@ def _webhook_secrets(node: dict[str, Any], path: str) -> tuple[Secret, ...]:
         raise ConfigError(f"{path}: give either secret or secrets, not both")
     raw = node.get("secrets", [node["secret"]] if "secret" in node else [])
     key = "secrets" if "secrets" in node else "secret"
-    if not isinstance(raw, list) or not all(isinstance(s, str) and s for s in raw):
-        raise ConfigError(f"{path}.{key}: expected non-empty strings")
-    return tuple(Secret(s) for s in raw)
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise ConfigError(f"{path}.{key}: expected a list of strings")
+    return tuple(_field({key: s}, key, _secret, path) for s in raw)
 
 
 def _headers(value: Any) -> tuple[tuple[str, Secret], ...]:

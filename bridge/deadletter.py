@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
+from bridge import bus
 from bridge.bus import DLQ_SUBJECT_PREFIX, tasks_subject
 from bridge.config import Settings
 from bridge.events import Event, InvalidEvent
@@ -146,9 +147,8 @@ def encode(record: DeadLetter) -> bytes:
     return _ENCODER.encode(record)
 
 
-async def publish(js: JetStreamContext, record: DeadLetter) -> None:
-    headers = {"Nats-Msg-Id": message_id(record)}
-    await js.publish(subject_for(record), encode(record), headers=headers)
+async def publish(js: JetStreamContext, record: DeadLetter, patience_s: float) -> None:
+    await bus.publish(js, subject_for(record), encode(record), message_id(record), patience_s)
 
 
 class Filter(msgspec.Struct, frozen=True):
@@ -257,8 +257,7 @@ async def replay(
         if task is None:
             skipped += 1
             continue
-        headers = {"Nats-Msg-Id": task.message_id}
-        await js.publish(tasks_subject(settings), encode_task(task), headers=headers)
+        await bus.publish(js, tasks_subject(settings), encode_task(task), task.message_id, 0)
         await mark_replayed(marks, stored.seq)
         replayed += 1
     return replayed, skipped

@@ -13,7 +13,7 @@ import time
 import msgspec
 from nats.js import JetStreamContext
 
-from bridge import __version__, deadletter, retry
+from bridge import __version__, bus, deadletter, retry
 from bridge.bus import tasks_subject
 from bridge.config import Settings
 from bridge.deadletter import Reason
@@ -77,6 +77,8 @@ class Dispatcher:
         self.metrics = metrics
         self.limiter = EndpointLimiter(settings.endpoint_concurrency)
         self._slots = asyncio.Semaphore(settings.concurrency)
+        # an unacked message is redelivered after ack_wait: give up publishing well before
+        self._patience_s = settings.effective_ack_wait_s / 3
 
     async def attempt(self, task: Task) -> None:
         """Attempt with a reserved endpoint slot (released here), then act on the result."""
@@ -95,11 +97,8 @@ class Dispatcher:
 
     async def defer(self, task: Task) -> None:
         """Queue the task for the task consumer, e.g. while its endpoint is saturated."""
-        await self._js.publish(
-            tasks_subject(self._settings),
-            encode_task(task),
-            headers={"Nats-Msg-Id": task.message_id},
-        )
+        subject, payload = tasks_subject(self._settings), encode_task(task)
+        await bus.publish(self._js, subject, payload, task.message_id, self._patience_s)
 
     def prepare(self, task: Task, now_s: int) -> Request:
         secrets, extra = self._credentials(task)
@@ -136,7 +135,7 @@ class Dispatcher:
         await self.publish_dead_letter(deadletter.from_task(task, reason))
 
     async def publish_dead_letter(self, record: deadletter.DeadLetter) -> None:
-        await deadletter.publish(self._js, record)
+        await deadletter.publish(self._js, record, self._patience_s)
         endpoint = record.endpoint.id or host_of(record.endpoint.url or "")
         self.metrics.dead_lettered(endpoint, record.reason)
 
