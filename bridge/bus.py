@@ -85,7 +85,8 @@ async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: f
     """Up to `batch` messages; an empty list when none arrived within the timeout."""
     try:
         return await sub.fetch(batch, timeout=timeout_s)
-    except nats.errors.TimeoutError:
+    except (nats.errors.TimeoutError, TimeoutError):
+        # nats-py raises its own TimeoutError, or asyncio's from a later stage of fetch
         return []
     except (nats.errors.Error, nats.js.errors.Error) as error:
         raise BusError(f"fetch: {str(error).strip() or type(error).__name__}") from error

@@ -54,8 +54,12 @@ class ConsumerLoop:
     async def run(self, stopping: asyncio.Event, ack_wait_s: float) -> None:
         last_touch = time.monotonic()
         while not stopping.is_set():
-            await self._wait_for_room(stopping)
-            await self._fetch_and_start(stopping)
+            try:
+                await self._wait_for_room(stopping)
+                await self._fetch_and_start(stopping)
+            except Exception as error:  # the loop must outlive any one failure
+                log.error("consumer loop error", consumer=self.name, error=repr(error))
+                await _pause(stopping, ERROR_PAUSE_S)
             if time.monotonic() - last_touch > ack_wait_s / 3:
                 last_touch = time.monotonic()
                 await self._keep_alive(ack_wait_s / 3)

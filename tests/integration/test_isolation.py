@@ -1,0 +1,85 @@
+"""A slow or dead endpoint must not hold back deliveries to healthy ones (bridge in-process).
+
+The hanging endpoint never answers and the attempt timeout is far longer than the deadline
+the test waits for the healthy endpoint: if the bridge waited on the hanging endpoint while
+holding events, the healthy deliveries could not all arrive in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from harness.nats import NatsServer
+from harness.publish import job_event, publish_events_async
+from harness.receiver import Receiver
+from harness.waiting import wait_for
+from nats.js import JetStreamContext
+
+from bridge.app import Bridge
+from bridge.config import load_settings
+
+EVENTS = 300
+HANG_TIMEOUT = "120s"
+
+
+@asynccontextmanager
+async def running_bridge(env: dict[str, str]) -> AsyncIterator[Bridge]:
+    """The bridge in this event loop, stopped (SIGTERM path) when the block ends."""
+    bridge, stopping = Bridge(load_settings(env)), asyncio.Event()
+    task = asyncio.create_task(bridge.run(stopping))
+    try:
+        await wait_for(lambda: bridge.ready() or task.done(), 20, "bridge ready")
+        assert not task.done(), "the bridge stopped during start-up"
+        yield bridge
+    finally:
+        stopping.set()
+        await asyncio.wait_for(task, 30)
+
+
+def env_for(nats_server: NatsServer, urls: list[str]) -> dict[str, str]:
+    return {
+        "NATS_URL": nats_server.url,
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_PORT": "0",
+        "DEFAULT_WEBHOOK_URLS": ",".join(urls),
+        "WEBHOOK_TIMEOUT": HANG_TIMEOUT,
+        "WEBHOOK_ENDPOINT_CONCURRENCY": "4",
+        "WEBHOOK_CONCURRENCY": "64",
+        "SHUTDOWN_TIMEOUT": "1s",
+        "LOG_LEVEL": "error",
+    }
+
+
+def arrived(receiver: Receiver, path: str, count: int) -> Callable[[], bool]:
+    return lambda: len({r.json()["job_id"] for r in receiver.received(path)}) >= count
+
+
+async def test_hanging_endpoint_does_not_hold_back_healthy_ones(
+    nats_server: NatsServer, js: JetStreamContext, receiver: Receiver
+) -> None:
+    receiver.hang("/hang")
+    urls = [receiver.url("/ok-1"), receiver.url("/hang"), receiver.url("/ok-2")]
+    async with running_bridge(env_for(nats_server, urls)):
+        events = [(f"e{i}", job_event("job.completed", f"j{i}")) for i in range(EVENTS)]
+        await publish_events_async(js, events)
+        await wait_for(arrived(receiver, "/ok-1", EVENTS), 60, "all events at /ok-1")
+        await wait_for(arrived(receiver, "/ok-2", EVENTS), 60, "all events at /ok-2")
+        # the hanging endpoint only ever has its concurrency limit of attempts open
+        assert receiver.count("/hang") <= 4
+        assert receiver.count("/ok-1") == EVENTS
+
+
+async def test_failing_endpoint_retries_do_not_stall_healthy_one(
+    nats_server: NatsServer, js: JetStreamContext, receiver: Receiver
+) -> None:
+    receiver.reply("/down", 503)
+    env = env_for(nats_server, [receiver.url("/down"), receiver.url("/ok")])
+    env |= {"WEBHOOK_TIMEOUT": "2s", "WEBHOOK_RETRY_MIN_WAIT": "5s", "WEBHOOK_RETRY_MAX_WAIT": "5s"}
+    async with running_bridge(env):
+        events = [(f"e{i}", job_event("job.completed", f"j{i}")) for i in range(EVENTS)]
+        await publish_events_async(js, events)
+        # every healthy delivery lands while hundreds of retries for /down are waiting
+        await wait_for(arrived(receiver, "/ok", EVENTS), 60, "all events at /ok")
+        assert receiver.count("/ok") == EVENTS
