@@ -24,6 +24,9 @@ from bridge.signing import standard_key
 class ConfigError(Exception):
     """A setting is invalid; the message is one line naming where it came from."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
 
 class NamedWebhook(msgspec.Struct, frozen=True):
     """A webhook declared in YAML: its own URL, secrets, headers and filters."""
@@ -76,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str
     shutdown_timeout_s: float
     config_path: str | None
+
+    def __repr__(self) -> str:
+        # URLs may carry passwords; `webhook-bridge config check` shows a redacted view
+        return f"Settings(nats_durable={self.nats_durable!r}, ...)"
 
     @property
     def tasks_stream(self) -> str:
@@ -193,7 +200,7 @@ def _nats_urls(value: Any) -> tuple[str, ...]:
         raise ValueError("at least one server URL is needed")
     for url in urls:
         if not re.match(r"^(nats|tls|ws|wss)://[^\s/]+$", url):
-            raise ValueError(f"not a NATS server URL: {redact_url(url)}")
+            raise ValueError("expected URLs like nats://host:4222 (or tls://, ws://, wss://)")
     return urls
 
 
@@ -453,6 +460,6 @@ def _check_consistency(settings: Settings) -> None:
     if settings.require_https:
         for url in settings.default_webhook_urls:
             if not url.lower().startswith("https://"):
-                raise ConfigError(f"DEFAULT_WEBHOOK_URLS: HTTPS is required: {url}")
+                raise ConfigError(f"DEFAULT_WEBHOOK_URLS: HTTPS is required: {redact_url(url)}")
     if settings.nats_tls_cert and not settings.nats_tls_key:
         raise ConfigError("NATS_TLS_KEY: required with NATS_TLS_CERT")

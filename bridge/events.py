@@ -13,7 +13,7 @@ import msgspec
 
 WEBHOOK_KEY = "webhook"
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_TEXT_OR_NUMBER = msgspec.json.Decoder(str | int | None)
+_ANY = msgspec.json.Decoder()
 _WEBHOOKS = msgspec.json.Decoder(str | list[str] | None)
 _NAME = msgspec.json.Decoder(str | None)
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def decode_event(
     event_id: str,
     published_at_s: float,
     max_bytes: int,
-    prefixes: tuple[str, ...],
+    prefixes: tuple[tuple[str, ...], ...],
 ) -> Event | InvalidEvent:
     """Decode one published message."""
     try:
@@ -81,7 +81,9 @@ def _object(data: bytes) -> dict[str, msgspec.Raw]:
         raise _Invalid(f"event is not valid JSON: {error}") from None
 
 
-def _event_name(fields: dict[str, msgspec.Raw], subject: str, prefixes: tuple[str, ...]) -> str:
+def _event_name(
+    fields: dict[str, msgspec.Raw], subject: str, prefixes: tuple[tuple[str, ...], ...]
+) -> str:
     name = _decode(_NAME, fields.get("event"), "event must be a string")
     if name is None:
         name = subject_suffix(subject, prefixes)
@@ -93,22 +95,28 @@ def _event_name(fields: dict[str, msgspec.Raw], subject: str, prefixes: tuple[st
     return name
 
 
-def subject_suffix(subject: str, prefixes: tuple[str, ...]) -> str:
-    """What follows the configured subject prefix: `greenlight.events.job.done` → `job.done`."""
+def subject_suffix(subject: str, prefixes: tuple[tuple[str, ...], ...]) -> str:
+    """What the `>` of a subject filter matched: `greenlight.events.job.done` → `job.done`."""
+    tokens = subject.split(".")
     for prefix in prefixes:
-        if subject.startswith(prefix):
-            return subject[len(prefix) :]
+        if len(tokens) <= len(prefix):
+            continue
+        if all(p in ("*", t) for p, t in zip(prefix, tokens[: len(prefix)], strict=True)):
+            return ".".join(tokens[len(prefix) :])
     return ""
 
 
-def subject_prefixes(subjects: tuple[str, ...]) -> tuple[str, ...]:
-    """`greenlight.events.>` → `greenlight.events.`; subjects without `>` give no suffix."""
-    return tuple(s[:-1] for s in subjects if s.endswith(".>"))
+def subject_prefixes(subjects: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The tokens before `>` of each filter (`*` allowed); filters without `>` name no event."""
+    return tuple(tuple(s.split(".")[:-1]) for s in subjects if s.endswith(".>"))
 
 
 def _identifier(fields: dict[str, msgspec.Raw], key: str) -> str | None:
-    value = _decode(_TEXT_OR_NUMBER, fields.get(key), f"{key} must be a string")
-    return None if value is None or isinstance(value, bool) else str(value)
+    """A string or whole number; other types are treated as absent, not as fatal."""
+    value = _decode(_ANY, fields.get(key), f"{key} is not valid JSON")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
 
 
 def _webhook_entries(fields: dict[str, msgspec.Raw]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import asyncio
 import time
 
 MAX_OVERFLOW_DELAY_S = 300.0
+SWEEP_INTERVAL_S = 10.0
 _INITIAL_DURATION_S = 0.1
 _EWMA_WEIGHT = 0.2
 
@@ -35,9 +36,11 @@ class EndpointLimiter:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._endpoints: dict[str, _Endpoint] = {}
+        self._next_sweep_s = 0.0
 
     async def acquire(self, url: str, *, max_waiting: int = 0) -> bool:
         """Take a slot, waiting only if fewer than `max_waiting` already wait; False if not."""
+        self._sweep()
         endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
         busy = endpoint.semaphore.locked()
         if busy and endpoint.waiting >= max_waiting:
@@ -80,3 +83,12 @@ class EndpointLimiter:
     def _forget_if_idle(self, url: str, endpoint: _Endpoint) -> None:
         if endpoint.users == 0 and endpoint.next_free_s <= time.monotonic():
             del self._endpoints[url]
+
+    def _sweep(self) -> None:
+        """Drop idle endpoints now and then: per-job URLs may never come back."""
+        now_s = time.monotonic()
+        if now_s < self._next_sweep_s:
+            return
+        self._next_sweep_s = now_s + SWEEP_INTERVAL_S
+        for url, endpoint in list(self._endpoints.items()):
+            self._forget_if_idle(url, endpoint)

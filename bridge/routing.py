@@ -49,17 +49,13 @@ class Router:
     def route(self, event: Event, remembered: tuple[str, ...] = ()) -> Route:
         candidates = [_named_target(h) for h in self._defaults if matches(h, event)]
         candidates += [Target(url, host_of(url), "default") for url in self._default_urls]
-        unknown: list[str] = []
-        for entry in dict.fromkeys((*event.webhooks, *remembered)):
-            target = self._job_target(entry, event)
-            if target is None and not is_url(entry):
-                unknown.append(entry)
-            elif target is not None:
-                candidates.append(target)
+        entries = tuple(dict.fromkeys((*event.webhooks, *remembered)))
+        candidates += [t for e in entries if (t := self._job_target(e, event)) is not None]
+        unknown = tuple(e for e in entries if not is_url(e) and e not in self._named)
         unique: dict[str, Target] = {}
         for target in candidates:
             unique.setdefault(target.url, target)
-        return Route(targets=tuple(unique.values()), unknown_ids=tuple(unknown))
+        return Route(targets=tuple(unique.values()), unknown_ids=unknown)
 
     def named(self, webhook_id: str) -> NamedWebhook | None:
         return self._named.get(webhook_id)

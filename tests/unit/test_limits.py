@@ -1,0 +1,205 @@
+"""Per-endpoint slots, the bounded wait queue, overflow spacing and forgetting idle endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from bridge import limits
+from bridge.limits import MAX_OVERFLOW_DELAY_S, EndpointLimiter
+
+URL = "https://hooks.example.com/h"
+OTHER = "https://other.example.com/h"
+
+
+class Clock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now_s = 1000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(limits, "time", SimpleNamespace(monotonic=fake))
+    return fake
+
+
+async def let_waiters_run() -> None:
+    """Yield to the loop (no timed wait) so started tasks reach their first await."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def fill(limiter: EndpointLimiter, url: str, count: int) -> None:
+    for _ in range(count):
+        assert await limiter.acquire(url)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 16])
+async def test_saturated_endpoint_refuses_without_waiting(limit: int) -> None:
+    limiter = EndpointLimiter(limit)
+    await fill(limiter, URL, limit)
+    assert limiter.in_use(URL) == limit
+    assert not await limiter.acquire(URL)
+    assert not await limiter.acquire(URL, max_waiting=0)
+    assert await limiter.acquire(OTHER)  # endpoints are independent
+    limiter.release(URL)
+    assert await limiter.acquire(URL)
+
+
+async def test_waiter_gets_the_slot_on_release() -> None:
+    limiter = EndpointLimiter(1)
+    await fill(limiter, URL, 1)
+    waiter = asyncio.create_task(limiter.acquire(URL, max_waiting=1))
+    await let_waiters_run()
+    assert not waiter.done()
+    assert limiter.in_use(URL) == 1
+    limiter.release(URL)
+    assert await waiter
+    assert limiter.in_use(URL) == 1
+
+
+@pytest.mark.parametrize(("limit", "max_waiting"), [(1, 1), (1, 3), (2, 2)])
+async def test_waiters_are_bounded(limit: int, max_waiting: int) -> None:
+    limiter = EndpointLimiter(limit)
+    await fill(limiter, URL, limit)
+    waiters = [
+        asyncio.create_task(limiter.acquire(URL, max_waiting=max_waiting))
+        for _ in range(max_waiting)
+    ]
+    await let_waiters_run()
+    assert not any(w.done() for w in waiters)
+    assert not await limiter.acquire(URL, max_waiting=max_waiting)
+    for _ in waiters:
+        limiter.release(URL)
+    assert all(await asyncio.gather(*waiters))
+    assert limiter.in_use(URL) == limit
+
+
+async def test_cancelled_waiter_leaves_the_queue() -> None:
+    limiter = EndpointLimiter(1)
+    await fill(limiter, URL, 1)
+    waiter = asyncio.create_task(limiter.acquire(URL, max_waiting=1))
+    await let_waiters_run()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    second = asyncio.create_task(limiter.acquire(URL, max_waiting=1))
+    await let_waiters_run()
+    assert not second.done()  # the cancelled waiter's place is free again
+    limiter.release(URL)
+    assert await second
+    limiter.release(URL)
+    assert limiter._endpoints == {}
+
+
+# Initial duration estimate 0.1s: each call reserves the next slot 0.1/limit later.
+@pytest.mark.parametrize(
+    ("limit", "calls", "delays_s"),
+    [
+        (1, 3, [0.1, 0.2, 0.3]),
+        (2, 3, [0.05, 0.1, 0.15]),
+        (4, 4, [0.025, 0.05, 0.075, 0.1]),
+    ],
+)
+def test_overflow_delay_spacing(limit: int, calls: int, delays_s: list[float]) -> None:
+    limiter = EndpointLimiter(limit)
+    got = [limiter.overflow_delay_s(URL, now_s=50.0) for _ in range(calls)]
+    assert got == pytest.approx(delays_s)
+    assert limiter.overflow_delay_s(OTHER, now_s=50.0) == pytest.approx(0.1 / limit)
+
+
+@pytest.mark.parametrize(
+    ("elapsed_s", "delay_s"),
+    [(0.0, 0.3), (0.05, 0.25), (0.2, 0.1), (5.0, 0.1)],  # the schedule never lags behind now
+)
+def test_overflow_delay_follows_the_clock(elapsed_s: float, delay_s: float) -> None:
+    limiter = EndpointLimiter(1)
+    limiter.overflow_delay_s(URL, now_s=50.0)
+    limiter.overflow_delay_s(URL, now_s=50.0)
+    assert limiter.overflow_delay_s(URL, now_s=50.0 + elapsed_s) == pytest.approx(delay_s)
+
+
+def test_overflow_delay_is_capped() -> None:
+    limiter = EndpointLimiter(1)
+    delays = [limiter.overflow_delay_s(URL, now_s=50.0) for _ in range(4000)]
+    assert max(delays) == MAX_OVERFLOW_DELAY_S
+    assert delays[-1] == MAX_OVERFLOW_DELAY_S
+    assert delays == sorted(delays)
+
+
+# EWMA with weight 0.2 from 0.1s; limit 2, so the spacing is half the estimate.
+@pytest.mark.parametrize(
+    ("durations_s", "interval_s"),
+    [
+        ([], 0.05),
+        ([None], 0.05),
+        ([0.1], 0.05),
+        ([10.0], 1.04),
+        ([10.0, 10.0], 1.832),
+        ([0.0], 0.04),
+        ([1000.0], 100.04),
+    ],
+)
+async def test_release_updates_the_duration_estimate(
+    clock: Clock, durations_s: list[float | None], interval_s: float
+) -> None:
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 1)  # keeps the endpoint busy, so its state is kept
+    for duration_s in durations_s:
+        await fill(limiter, URL, 1)
+        limiter.release(URL, duration_s)
+    assert limiter.overflow_delay_s(URL, now_s=clock()) == pytest.approx(interval_s)
+
+
+async def test_slow_endpoint_hits_the_cap(clock: Clock) -> None:
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 2)
+    await fill(limiter, OTHER, 2)
+    limiter.release(OTHER, 10_000.0)
+    assert limiter.overflow_delay_s(OTHER, now_s=clock()) == MAX_OVERFLOW_DELAY_S
+    assert limiter.overflow_delay_s(URL, now_s=clock()) == pytest.approx(0.05)
+
+
+async def test_idle_endpoint_is_forgotten(clock: Clock) -> None:
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 2)
+    await fill(limiter, OTHER, 1)
+    assert not await limiter.acquire(URL)
+    limiter.release(URL, 0.5)
+    limiter.release(URL, 0.5)
+    limiter.release(OTHER, 0.5)
+    assert limiter._endpoints == {}
+    assert limiter.in_use(URL) == 0
+
+
+async def test_overflowed_endpoint_is_forgotten_once_its_slot_has_passed(clock: Clock) -> None:
+    limiter = EndpointLimiter(1)
+    await fill(limiter, URL, 1)
+    delay_s = limiter.overflow_delay_s(URL, now_s=clock())
+    limiter.release(URL)
+    assert URL in limiter._endpoints  # the reserved slot is still ahead
+    clock.now_s += delay_s + 1
+    await fill(limiter, URL, 1)
+    limiter.release(URL)
+    assert limiter._endpoints == {}
+
+
+async def test_overflowed_endpoints_do_not_pile_up(clock: Clock) -> None:
+    limiter = EndpointLimiter(1)
+    for i in range(100):
+        url = f"https://job-{i}.example.com/h"
+        await fill(limiter, url, 1)
+        limiter.overflow_delay_s(url, now_s=clock())
+        limiter.release(url)  # the overflowed task went to another replica
+    clock.now_s += MAX_OVERFLOW_DELAY_S + 1
+    await fill(limiter, OTHER, 1)
+    limiter.release(OTHER)
+    assert len(limiter._endpoints) < 100
