@@ -55,6 +55,9 @@ class Bridge:
             nc = await self._connect(stopping)
             if nc is not None:
                 await self._consume(nc, stopping)
+        except Exception:
+            log.exception("bridge crashed")
+            raise
         finally:
             await runner.cleanup()
         log.info("stopped")

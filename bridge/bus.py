@@ -92,6 +92,22 @@ async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: f
         raise BusError(f"fetch: {str(error).strip() or type(error).__name__}") from error
 
 
+def stragglers(sub: JetStreamContext.PullSubscription) -> list[Msg]:
+    """Messages a pull request delivered after our fetch stopped waiting for it.
+
+    nats-py keeps them in the subscription's queue for the next fetch; at shutdown there is
+    no next fetch, so they must be taken and handed back or they wait out the ack deadline.
+    nats-py has no public call for this: this is the one place that reaches inside it.
+    """
+    queue = sub._sub._pending_queue
+    taken: list[Msg] = []
+    while not queue.empty():
+        msg = queue.get_nowait()
+        if not JetStreamContext.is_status_msg(msg):
+            taken.append(msg)
+    return taken
+
+
 async def connect(settings: Settings, on_state: StateCallback | None = None) -> Client:
     """Connect or fail fast; once connected, the client reconnects forever on its own."""
     callbacks = _callbacks(on_state or (lambda _connected: None))

@@ -22,7 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from bridge import deadletter
-from bridge.bus import BusError, fetch
+from bridge.bus import BusError, fetch, stragglers
 from bridge.config import Settings
 from bridge.dispatch import Dispatcher
 from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes
@@ -35,6 +35,7 @@ Handler = Callable[[Msg], Awaitable[None]]
 FETCH_TIMEOUT_S = 1.0
 MAX_BATCH = 128
 ERROR_PAUSE_S = 1.0
+STRAGGLER_MARGIN_S = 0.2
 TASK_QUEUE_FACTOR = 2
 
 
@@ -50,6 +51,7 @@ class ConsumerLoop:
         self._capacity = capacity
         self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._room = asyncio.Event()
+        self._last_fetch_s = 0.0
 
     async def run(self, stopping: asyncio.Event, ack_wait_s: float) -> None:
         last_touch = time.monotonic()
@@ -76,6 +78,7 @@ class ConsumerLoop:
         room = self._capacity - len(self._running)
         if room <= 0:
             return
+        self._last_fetch_s = time.monotonic()
         try:
             messages = await fetch(self._sub, min(room, MAX_BATCH), FETCH_TIMEOUT_S)
         except BusError as error:
@@ -121,7 +124,15 @@ class ConsumerLoop:
         if leftovers:
             await asyncio.wait([task for task, _ in leftovers])
             log.warning("handed back unfinished messages", consumer=self.name, count=len(leftovers))
+        await self._hand_back_stragglers()
         await _quietly(self._sub.unsubscribe())
+
+    async def _hand_back_stragglers(self) -> None:
+        """The last pull request may still deliver until it expires: wait, then nak those."""
+        expiry_s = self._last_fetch_s + FETCH_TIMEOUT_S + STRAGGLER_MARGIN_S - time.monotonic()
+        await asyncio.sleep(max(0.0, expiry_s))
+        for msg in stragglers(self._sub):
+            await _quietly(msg.nak())
 
 
 class EventHandler:

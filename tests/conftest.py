@@ -1,0 +1,55 @@
+"""Fixtures shared by all tests: a nats-server, a webhook receiver and bridges, all on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from harness.bridge import FAST_ENV, Bridges
+from harness.nats import NatsServer
+from harness.receiver import Receiver
+from nats.js import JetStreamContext
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    server = NatsServer(store_dir=tmp_path / "nats-store", log_path=tmp_path / "nats-server.log")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def js(nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    """A producer's JetStream context on the test's nats-server."""
+    nc = await nats.connect(nats_server.url)
+    yield nc.jetstream()
+    await nc.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def bridge_env(nats_server: NatsServer) -> dict[str, str]:
+    """The env every bridge of a test starts from; tests add or override keys."""
+    return {"NATS_URL": nats_server.url, **FAST_ENV}
+
+
+@pytest.fixture
+async def bridges(bridge_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Bridges]:
+    """Starts bridges (`await bridges.start(env)`) and kills any left running at teardown."""
+    factory = Bridges(bridge_env, tmp_path)
+    yield factory
+    try:
+        factory.check_alive()  # a bridge that died mid-test fails it, even if nothing waited
+    finally:
+        await factory.cleanup()
+        print(factory.report())  # pytest shows it only when the test failed

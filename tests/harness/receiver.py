@@ -1,0 +1,117 @@
+"""An HTTP webhook receiver on 127.0.0.1:0 that records every request and replies by policy.
+
+One receiver serves any number of paths, so it can stand in for several endpoints; each path
+has its own reply policy, which a test may change at any time:
+
+    receiver.reply("/a", 500, 502, 200)    # scripted: 500, then 502, then 200 for ever
+    receiver.reply("/b", 429, headers={"Retry-After": "1"})
+    receiver.hang("/c")                     # never answer (until the receiver stops)
+
+Paths without a policy answer 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from harness.ports import LOOPBACK
+
+SHUTDOWN_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """One recorded request; `at` is its arrival time on `time.monotonic()`."""
+
+    method: str
+    path: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header_dict(self) -> dict[str, str]:
+        return dict(self.headers)
+
+    @property
+    def delivery_id(self) -> str | None:
+        return self.headers.get("X-Greenlight-Delivery")
+
+
+@dataclass
+class ReplyPolicy:
+    """Statuses are served in order, the last one repeating; `hang` never answers."""
+
+    statuses: tuple[int, ...] = (200,)
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False
+    served: int = 0
+
+    def next_status(self) -> int:
+        status = self.statuses[min(self.served, len(self.statuses) - 1)]
+        self.served += 1
+        return status
+
+
+class Receiver:
+    """Records requests and replies per path; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self._policies: dict[str, ReplyPolicy] = {}
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=False
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, LOOPBACK, 0).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    def reply(self, path: str, *statuses: int, headers: dict[str, str] | None = None) -> None:
+        """Answer `path` with `statuses` in order, the last one repeating."""
+        self._policies[path] = ReplyPolicy(statuses=statuses or (200,), headers=headers or {})
+
+    def hang(self, path: str) -> None:
+        """Never answer requests to `path` (they are still recorded)."""
+        self._policies[path] = ReplyPolicy(hang=True)
+
+    def received(self, path: str | None = None) -> list[Received]:
+        return [r for r in self.requests if path is None or r.path == path]
+
+    def count(self, path: str | None = None) -> int:
+        return len(self.received(path))
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        arrived_at = time.monotonic()
+        body = await request.read()
+        headers = CIMultiDictProxy(CIMultiDict(request.headers))
+        self.requests.append(Received(request.method, request.path, headers, body, arrived_at))
+        policy = self._policies.setdefault(request.path, ReplyPolicy())
+        if policy.hang:
+            await self._release.wait()
+            return web.Response(status=503)
+        return web.Response(status=policy.next_status(), headers=policy.headers)
