@@ -49,21 +49,3 @@ async def test_health_metrics_and_logs_keep_secrets(
     await bridges.wait_for(delivered_counted, 5, "webhook_bridge_deliveries_total never counted it")
     exposed = metrics + bridge.stdout_text() + bridge.stderr_text()
     assert not [s for s in SECRETS if s in exposed], "a secret leaked into metrics or logs"
-
-
-async def test_admin_routes_need_the_token_and_redact_secrets(
-    js: JetStreamContext, receiver: Receiver, bridges: Bridges, tmp_path: Path
-) -> None:
-    bridge = await _bridge_after_one_delivery(js, receiver, bridges, tmp_path)
-    assert (await bridge.get("/webhooks"))[0] in (401, 403), "admin route without the token"
-    status, webhooks = await bridge.get("/webhooks", headers=AUTH)
-    assert status == 200
-    assert "crm" in webhooks
-    assert "status code: 200" in webhooks, "per-webhook status message (SPEC §6)"
-    status, deliveries = await bridge.get("/deliveries?job_id=j-admin", headers=AUTH)
-    assert status == 200
-    assert "evt-admin" in deliveries
-    status, dlq = await bridge.get("/dlq", headers=AUTH)
-    assert status == 200
-    exposed = webhooks + deliveries + dlq
-    assert not [s for s in SECRETS if s in exposed], "a secret leaked through the admin API"
