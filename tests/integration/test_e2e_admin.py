@@ -16,7 +16,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 ADMIN_TOKEN = "admin-token-for-tests"
 NAMED_SECRET = "named-webhook-secret"
 SECRETS = (NAMED_SECRET, TEST_SECRET, ADMIN_TOKEN)
-AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 async def _bridge_after_one_delivery(
