@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from harness.bridge import Bridges
+from harness.bridge import BridgeProcess, Bridges
 from harness.publish import job_event, publish_events_async
 from harness.receiver import Receiver
 from nats.js import JetStreamContext
@@ -46,15 +46,23 @@ async def _wait_all(bridges: Bridges, arrivals: Arrivals, count: int) -> None:
     )
 
 
+async def _stream_under_way(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges, total: int, arrived: int
+) -> tuple[dict[str, str], BridgeProcess, Arrivals]:
+    """A bridge delivering `total` events to /bulk, returned once `arrived` have landed."""
+    env = {"DEFAULT_WEBHOOK_URLS": receiver.url("/bulk"), "NATS_ACK_WAIT": "3s"}
+    bridge = await bridges.start(env)
+    arrivals = Arrivals(receiver, "/bulk")
+    await _publish_stream(js, total)
+    await bridges.wait_for(lambda: arrivals.distinct() >= arrived, 30, "the stream never got going")
+    return env, bridge, arrivals
+
+
 async def test_kill_9_mid_stream_loses_nothing(
     js: JetStreamContext, receiver: Receiver, bridges: Bridges
 ) -> None:
     total = 2000
-    env = {"DEFAULT_WEBHOOK_URLS": receiver.url("/bulk"), "NATS_ACK_WAIT": "3s"}
-    first = await bridges.start(env)
-    arrivals = Arrivals(receiver, "/bulk")
-    await _publish_stream(js, total)
-    await bridges.wait_for(lambda: arrivals.distinct() >= 300, 30, "the stream never got going")
+    env, first, arrivals = await _stream_under_way(js, receiver, bridges, total, 300)
 
     assert await first.kill() == -9
     at_kill = arrivals.distinct()
@@ -67,11 +75,7 @@ async def test_sigterm_drains_exits_0_and_a_new_bridge_finishes(
     js: JetStreamContext, receiver: Receiver, bridges: Bridges
 ) -> None:
     total = 1000
-    env = {"DEFAULT_WEBHOOK_URLS": receiver.url("/bulk"), "NATS_ACK_WAIT": "3s"}
-    first = await bridges.start(env)
-    arrivals = Arrivals(receiver, "/bulk")
-    await _publish_stream(js, total)
-    await bridges.wait_for(lambda: arrivals.distinct() >= 200, 30, "the stream never got going")
+    env, first, arrivals = await _stream_under_way(js, receiver, bridges, total, 200)
 
     assert await first.terminate() == 0
     at_term = arrivals.distinct()
