@@ -115,7 +115,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument(
         "--embedded-nats",
         action="store_true",
-        help="start a nats-server with JetStream on 127.0.0.1:4222 (single-box mode)",
+        help="start nats-server with JetStream where NATS_URL points (127.0.0.1:4222)",
     )
     run.add_argument(
         "--data-dir", default="data/nats", help="JetStream store of --embedded-nats (data/nats)"

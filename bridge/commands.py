@@ -19,7 +19,7 @@ from bridge.config import ConfigError, Settings
 from bridge.deadletter import Filter, Stored
 from bridge.demo import run_demo
 from bridge.durations import parse_duration_s
-from bridge.embedded import EmbeddedNats
+from bridge.embedded import EmbeddedNats, embedded_port
 from bridge.routing import Router
 from bridge.settings_view import redacted
 from bridge.signing import verify_greenlight, verify_standard
@@ -29,7 +29,7 @@ async def run(settings: Settings, stopping: asyncio.Event, data_dir: Path | None
     if data_dir is None:
         await Bridge(settings).run(stopping)
         return 0
-    server = EmbeddedNats(data_dir)
+    server = EmbeddedNats(data_dir, embedded_port(settings.nats_urls[0]))
     url = await server.start()
     try:
         embedded = msgspec.structs.replace(settings, nats_urls=(url,))

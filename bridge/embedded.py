@@ -7,8 +7,11 @@ import shutil
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 START_TIMEOUT_S = 15.0
+DEFAULT_PORT = 4222
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost"})
 
 
 class EmbeddedError(Exception):
@@ -25,6 +28,14 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
+def embedded_port(nats_url: str) -> int:
+    """The embedded server listens where NATS_URL points, which must be this machine."""
+    parts = urlsplit(nats_url)
+    if parts.hostname not in LOOPBACK_NAMES:
+        raise EmbeddedError(f"NATS_URL must point at 127.0.0.1 for --embedded-nats: {nats_url}")
+    return parts.port or DEFAULT_PORT
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -34,7 +45,7 @@ def free_port() -> int:
 class EmbeddedNats:
     """`nats-server -js` on 127.0.0.1, its store in `store_dir`; stopped with the process."""
 
-    def __init__(self, store_dir: Path, port: int = 4222) -> None:
+    def __init__(self, store_dir: Path, port: int = DEFAULT_PORT) -> None:
         self.store_dir = store_dir
         self.port = port
         self._process: asyncio.subprocess.Process | None = None

@@ -1,0 +1,78 @@
+"""Broker faults end to end: nats-server killed and restarted under a running bridge, and the
+single-box mode that runs its own nats-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nats
+import pytest
+from harness.bridge import BridgeProcess, Bridges
+from harness.nats import NatsServer
+from harness.ports import free_port
+from harness.publish import job_event, publish_event, publish_events_async
+from harness.receiver import Receiver
+from nats.js import JetStreamContext
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+def _job_ids(receiver: Receiver, path: str) -> set[str]:
+    return {r.json()["job_id"] for r in receiver.received(path)}
+
+
+async def _readyz(bridge: BridgeProcess) -> int:
+    return (await bridge.get("/readyz"))[0]
+
+
+async def test_nats_killed_and_restarted_mid_stream_loses_nothing(
+    nats_server: NatsServer, js: JetStreamContext, receiver: Receiver, bridges: Bridges
+) -> None:
+    total = 1000
+    bridge = await bridges.start({"DEFAULT_WEBHOOK_URLS": receiver.url("/bulk")})
+    events = ((f"evt-{i}", job_event("job.progress", f"job-{i}")) for i in range(total))
+    await publish_events_async(js, events)
+    await bridges.wait_for(lambda: len(_job_ids(receiver, "/bulk")) >= 150, 30, "no progress")
+
+    await nats_server.kill()
+    await bridges.wait_for(
+        lambda: _not_ready(bridge), 20, "/readyz kept answering 200 while NATS was down"
+    )
+    await nats_server.start()
+    await bridges.wait_for(lambda: _ready(bridge), 30, "/readyz never came back to 200")
+    await bridges.wait_for(
+        lambda: len(_job_ids(receiver, "/bulk")) == total,
+        60,
+        lambda: f"lost events: {total - len(_job_ids(receiver, '/bulk'))} never arrived",
+    )
+    duplicates = receiver.count("/bulk") - total
+    print(f"nats-server kill -9 and restart: {duplicates} duplicate deliveries of {total}")
+
+
+async def _not_ready(bridge: BridgeProcess) -> bool:
+    return await _readyz(bridge) == 503
+
+
+async def _ready(bridge: BridgeProcess) -> bool:
+    return await _readyz(bridge) == 200
+
+
+async def test_embedded_nats_single_box(
+    receiver: Receiver, tmp_path: Path, bridge_env: dict[str, str]
+) -> None:
+    nats_url = f"nats://127.0.0.1:{free_port()}"
+    env = bridge_env | {"NATS_URL": nats_url, "DEFAULT_WEBHOOK_URLS": receiver.url("/one")}
+    command = (*Bridges(env, tmp_path).command, "--embedded-nats", "--data-dir", str(tmp_path))
+    bridges = Bridges(env, tmp_path, command)
+    try:
+        bridge = await bridges.start()
+        nc = await nats.connect(nats_url)
+        try:
+            await publish_event(nc.jetstream(), job_event("job.completed", "j-box"), "evt-box")
+        finally:
+            await nc.close()
+        await bridges.wait_for(lambda: receiver.count("/one") == 1, 20, "no delivery")
+        assert await bridge.terminate() == 0
+    finally:
+        await bridges.cleanup()
+    assert (tmp_path / "jetstream").is_dir(), "the store is not in --data-dir"
