@@ -59,7 +59,8 @@ def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "run":
         data_dir = Path(args.data_dir) if args.embedded_nats else None
         return _run_async(lambda stopping: commands.run(settings, stopping, data_dir))
-    return _run_async(lambda _stopping: _client_command(args, settings))
+    # short-lived commands keep the default signals: Ctrl-C or SIGTERM ends them at once
+    return _event_loop_runner()(_client_command(args, settings))
 
 
 async def _client_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -72,7 +73,7 @@ async def _client_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_async(command: Callable[[asyncio.Event], Coroutine[Any, Any, int]]) -> int:
-    """Run with SIGTERM and SIGINT setting a stop event instead of killing the loop."""
+    """Run a long-lived command: SIGTERM and SIGINT set its stop event for a graceful exit."""
 
     async def runner() -> int:
         stopping = asyncio.Event()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from harness.bridge import BridgeProcess, Bridges
+from harness.bridge import BridgeProcess, Bridges, run_cli
 from harness.nats import NatsServer
 from harness.ports import free_port
 from harness.publish import job_event, publish_event, publish_events_async
@@ -76,3 +76,13 @@ async def test_embedded_nats_single_box(
     finally:
         await bridges.cleanup()
     assert (tmp_path / "jetstream").is_dir(), "the store is not in --data-dir"
+
+
+@pytest.mark.parametrize("args", [("publish", "job.completed"), ("dlq", "list")])
+async def test_client_commands_fail_fast_when_nats_is_down(args: tuple[str, ...]) -> None:
+    url = f"nats://127.0.0.1:{free_port()}"  # nothing listens there
+    result = await run_cli(args, {"NATS_URL": url}, timeout_s=30)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert url in lines[0]
