@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from bridge.tasks import Task
 
 log: Any = structlog.get_logger("webhook_bridge")
+PREFIX = "webhook_bridge_"
 MAX_ENDPOINT_LABELS = 200
-OTHER_ENDPOINT = "other"
+MAX_EVENT_LABELS = 200
+OTHER_LABEL = "other"
+EVENT_TO_DELIVERY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 def configure_logging(level: str, fmt: str) -> None:
@@ -43,65 +46,57 @@ def configure_logging(level: str, fmt: str) -> None:
     )
 
 
+class _CappedLabel:
+    """Label values from producers' data: the first `limit` distinct ones, then `other`."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            return OTHER_LABEL
+        self._seen.add(value)
+        return value
+
+
 class Metrics:
-    """The bridge's Prometheus series, on a registry of its own."""
+    """The bridge's Prometheus series (SPEC §7), on a registry of its own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._endpoints: set[str] = set()
-        prefix = "webhook_bridge_"
-        reg = self.registry
-        self.events_received = Counter(
-            f"{prefix}events_received", "Events consumed", ["event"], registry=reg
-        )
-        self.events_invalid = Counter(
-            f"{prefix}events_invalid", "Events that could not be routed", ["reason"], registry=reg
-        )
-        self.attempts = Counter(
-            f"{prefix}delivery_attempts",
-            "HTTP attempts",
-            ["endpoint", "outcome"],
-            registry=reg,
-        )
-        self.deliveries = Counter(
-            f"{prefix}deliveries",
-            "Deliveries that ended",
-            ["endpoint", "result"],
-            registry=reg,
-        )
-        self.dead_letters = Counter(
-            f"{prefix}dead_letters", "Dead letters by reason", ["reason"], registry=reg
-        )
+        self.endpoint_label = _CappedLabel(MAX_ENDPOINT_LABELS)
+        self.event_label = _CappedLabel(MAX_EVENT_LABELS)
+        self.events_received = self._counter("events_received", "Events consumed", "event")
+        self.events_invalid = self._counter("events_invalid", "Unroutable events", "reason")
+        self.attempts = self._counter("delivery_attempts", "HTTP attempts", "endpoint", "outcome")
+        self.deliveries = self._counter("deliveries", "Deliveries ended", "endpoint", "result")
+        self.dead_letters = self._counter("dead_letters", "Dead letters by reason", "reason")
         self.duration = Histogram(
-            f"{prefix}delivery_duration_seconds",
+            f"{PREFIX}delivery_duration_seconds",
             "Duration of one HTTP attempt",
             ["endpoint"],
-            registry=reg,
+            registry=self.registry,
         )
         self.event_to_delivery = Histogram(
-            f"{prefix}event_to_delivery_seconds",
+            f"{PREFIX}event_to_delivery_seconds",
             "From publish to the 2xx",
-            registry=reg,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+            registry=self.registry,
+            buckets=EVENT_TO_DELIVERY_BUCKETS_S,
         )
-        self.inflight_deliveries = Gauge(
-            f"{prefix}inflight_deliveries", "HTTP attempts in flight", registry=reg
+        self.inflight_deliveries = self._gauge("inflight_deliveries", "HTTP attempts in flight")
+        self.consumer_pending = self._gauge(
+            "consumer_pending", "Messages not yet delivered", "consumer"
         )
-        self.consumer_pending = Gauge(
-            f"{prefix}consumer_pending", "Messages not yet delivered", ["consumer"], registry=reg
-        )
-        self.nats_connected = Gauge(
-            f"{prefix}nats_connected", "1 while connected to NATS", registry=reg
-        )
+        self.nats_connected = self._gauge("nats_connected", "1 while connected to NATS")
 
-    def endpoint_label(self, endpoint: str) -> str:
-        """Cap the label's cardinality: the first MAX_ENDPOINT_LABELS endpoints, then `other`."""
-        if endpoint in self._endpoints:
-            return endpoint
-        if len(self._endpoints) >= MAX_ENDPOINT_LABELS:
-            return OTHER_ENDPOINT
-        self._endpoints.add(endpoint)
-        return endpoint
+    def _counter(self, name: str, text: str, *labels: str) -> Counter:
+        return Counter(f"{PREFIX}{name}", text, labels, registry=self.registry)
+
+    def _gauge(self, name: str, text: str, *labels: str) -> Gauge:
+        return Gauge(f"{PREFIX}{name}", text, labels, registry=self.registry)
 
     @contextmanager
     def inflight(self) -> Iterator[None]:
@@ -112,7 +107,7 @@ class Metrics:
             self.inflight_deliveries.dec()
 
     def received(self, event: str) -> None:
-        self.events_received.labels(event=event).inc()
+        self.events_received.labels(event=self.event_label(event)).inc()
 
     def invalid(self, reason: str) -> None:
         self.events_invalid.labels(reason=reason).inc()
