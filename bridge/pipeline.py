@@ -67,8 +67,10 @@ class ConsumerLoop:
                 await self._keep_alive(ack_wait_s / 3)
 
     async def _wait_for_room(self, stopping: asyncio.Event) -> None:
-        while len(self._running) >= self._capacity and not stopping.is_set():
-            self._room.clear()
+        while not stopping.is_set():
+            self._room.clear()  # before the check, so a handler finishing now is not missed
+            if len(self._running) < self._capacity:
+                return
             try:
                 await asyncio.wait_for(self._room.wait(), FETCH_TIMEOUT_S)
             except TimeoutError:
