@@ -32,21 +32,20 @@ class JobWebhooks:
         self._kv = kv
         self._cache: OrderedDict[str, tuple[float, tuple[str, ...]]] = OrderedDict()
 
-    def note(self, job_id: str, entries: tuple[str, ...]) -> tuple[str, ...]:
-        """Record entries seen now in the cache; returns everything known for the job."""
+    def note(self, job_id: str, entries: tuple[str, ...]) -> None:
+        """Add entries seen now to the cache, before anything awaits (stream order)."""
         known = self._cached(job_id) or ()
-        merged = tuple(dict.fromkeys((*known, *entries)))
-        self._store(job_id, merged)
-        return merged
+        self._store(job_id, tuple(dict.fromkeys((*known, *entries))))
 
-    async def remember(self, job_id: str, entries: tuple[str, ...]) -> None:
-        """Persist the entries, merged with what the bucket already holds."""
+    async def remember(self, job_id: str, entries: tuple[str, ...]) -> tuple[str, ...]:
+        """Persist the entries merged with what the bucket holds; returns the merged set."""
         key = job_key(job_id)
         stored = await self._load(key)
         merged = tuple(dict.fromkeys((*stored, *entries)))
         if merged != stored:
             await self._kv.put(key, msgspec.json.encode(list(merged)))
         self._store(job_id, merged)
+        return merged
 
     async def recall(self, job_id: str) -> tuple[str, ...]:
         cached = self._cached(job_id)

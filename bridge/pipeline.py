@@ -191,9 +191,8 @@ class EventHandler:
             return ()
         if not event.webhooks:
             return await self._jobs.recall(event.job_id)
-        known = self._jobs.note(event.job_id, event.webhooks)
-        await self._jobs.remember(event.job_id, event.webhooks)
-        return known
+        self._jobs.note(event.job_id, event.webhooks)
+        return await self._jobs.remember(event.job_id, event.webhooks)
 
     async def _first(self, task: Task) -> None:
         if await self._dispatcher.limiter.acquire(task.target.url):

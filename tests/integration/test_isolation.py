@@ -7,35 +7,17 @@ holding events, the healthy deliveries could not all arrive in time.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
+from harness.inprocess import running_bridge
 from harness.nats import NatsServer
 from harness.publish import job_event, publish_events_async
 from harness.receiver import Receiver
 from harness.waiting import wait_for
 from nats.js import JetStreamContext
 
-from bridge.app import Bridge
-from bridge.config import load_settings
-
 EVENTS = 300
 HANG_TIMEOUT = "120s"
-
-
-@asynccontextmanager
-async def running_bridge(env: dict[str, str]) -> AsyncIterator[Bridge]:
-    """The bridge in this event loop, stopped (SIGTERM path) when the block ends."""
-    bridge, stopping = Bridge(load_settings(env)), asyncio.Event()
-    task = asyncio.create_task(bridge.run(stopping))
-    try:
-        await wait_for(lambda: bridge.ready() or task.done(), 20, "bridge ready")
-        assert not task.done(), "the bridge stopped during start-up"
-        yield bridge
-    finally:
-        stopping.set()
-        await asyncio.wait_for(task, 30)
 
 
 def env_for(nats_server: NatsServer, urls: list[str]) -> dict[str, str]:
