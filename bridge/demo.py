@@ -62,7 +62,7 @@ class DemoReceivers:
             self.delivered[name] += 1
             _say(f"  ✓ {event:<14} → {name:<6} {_verified(request, body)}")
         else:
-            _say(f"  ✗ {event:<14} → {name:<6} answered {status}, the bridge will retry")
+            _say(f"  ✗ {event:<14} → {name:<6} answered {status}")
         return web.Response(status=status)
 
     def _status_for(self, name: str) -> int:
