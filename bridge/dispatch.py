@@ -75,7 +75,9 @@ class Dispatcher:
         self._deliverer = deliverer
         self._js = js
         self.metrics = metrics
-        self.limiter = EndpointLimiter(settings.endpoint_concurrency)
+        self.limiter = EndpointLimiter(
+            settings.endpoint_concurrency, max_total_waiting=settings.concurrency
+        )
         self._slots = asyncio.Semaphore(settings.concurrency)
         # an unacked message is redelivered after ack_wait: give up publishing well before
         self._patience_s = settings.effective_ack_wait_s / 3

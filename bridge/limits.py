@@ -33,21 +33,26 @@ class _Endpoint:
 class EndpointLimiter:
     """At most `limit` attempts in flight per endpoint URL in this process."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_total_waiting: int | None = None) -> None:
         self._limit = limit
+        self._max_total_waiting = max_total_waiting
+        self._total_waiting = 0
         self._endpoints: dict[str, _Endpoint] = {}
         self._next_sweep_s = 0.0
 
     async def acquire(self, url: str, *, max_waiting: int = 0) -> bool:
-        """Take a slot, waiting only if fewer than `max_waiting` already wait; False if not."""
+        """Take a slot, waiting only if fewer than `max_waiting` wait for this endpoint and
+        the process-wide waiting budget is not spent (many hanging endpoints must not park
+        every handler); False when the caller should hand the work back instead."""
         self._sweep()
         endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
         busy = endpoint.semaphore.locked()
-        if busy and endpoint.waiting >= max_waiting:
+        if busy and not self._may_wait(endpoint, max_waiting):
             self._forget_if_idle(url, endpoint)
             return False
         endpoint.users += 1
         endpoint.waiting += busy
+        self._total_waiting += busy
         try:
             await endpoint.semaphore.acquire()
         except asyncio.CancelledError:
@@ -55,7 +60,13 @@ class EndpointLimiter:
             raise
         finally:
             endpoint.waiting -= busy
+            self._total_waiting -= busy
         return True
+
+    def _may_wait(self, endpoint: _Endpoint, max_waiting: int) -> bool:
+        cap = self._max_total_waiting
+        budget_left = cap is None or self._total_waiting < cap
+        return endpoint.waiting < max_waiting and budget_left
 
     def release(self, url: str, duration_s: float | None = None) -> None:
         endpoint = self._endpoints[url]

@@ -203,3 +203,17 @@ async def test_overflowed_endpoints_do_not_pile_up(clock: Clock) -> None:
     await fill(limiter, OTHER, 1)
     limiter.release(OTHER)
     assert len(limiter._endpoints) < 100
+
+
+async def test_process_wide_waiting_budget() -> None:
+    limiter = EndpointLimiter(1, max_total_waiting=2)
+    urls = [f"https://hang-{i}.example/h" for i in range(3)]
+    for url in urls:
+        await fill(limiter, url, 1)
+    waiters = [asyncio.create_task(limiter.acquire(url, max_waiting=5)) for url in urls[:2]]
+    await asyncio.sleep(0)  # let both reach their wait
+    # a third endpoint may not park a handler: the budget of two waiters is spent
+    assert await limiter.acquire(urls[2], max_waiting=5) is False
+    for url in urls[:2]:
+        limiter.release(url)
+    assert all(await asyncio.gather(*waiters))
