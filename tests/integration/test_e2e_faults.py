@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
 import nats
 import pytest
 from harness.bridge import BridgeProcess, Bridges, run_cli
@@ -29,7 +30,8 @@ async def test_nats_killed_and_restarted_mid_stream_loses_nothing(
     nats_server: NatsServer, js: JetStreamContext, receiver: Receiver, bridges: Bridges
 ) -> None:
     total = 1000
-    bridge = await bridges.start({"DEFAULT_WEBHOOK_URLS": receiver.url("/bulk")})
+    env = {"DEFAULT_WEBHOOK_URLS": receiver.url("/bulk"), "NATS_ACK_WAIT": "3s"}
+    bridge = await bridges.start(env)
     events = ((f"evt-{i}", job_event("job.progress", f"job-{i}")) for i in range(total))
     await publish_events_async(js, events)
     await bridges.wait_for(lambda: len(_job_ids(receiver, "/bulk")) >= 150, 30, "no progress")
@@ -86,3 +88,27 @@ async def test_client_commands_fail_fast_when_nats_is_down(args: tuple[str, ...]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert url in lines[0]
+
+
+async def test_starts_before_nats_and_connects_when_it_comes(
+    nats_server: NatsServer, receiver: Receiver, bridges: Bridges
+) -> None:
+    await nats_server.stop()
+    bridge = bridges.new({"DEFAULT_WEBHOOK_URLS": receiver.url("/late")})
+    await bridge.start()
+
+    async def alive_not_ready() -> bool:
+        try:
+            return (await bridge.get("/healthz"))[0] == 200 and await _not_ready(bridge)
+        except aiohttp.ClientError:
+            return False  # not listening yet
+
+    await bridges.wait_for(alive_not_ready, 20, "expected /healthz 200 and /readyz 503")
+    await nats_server.start()
+    await bridge.wait_ready(30)
+    nc = await nats.connect(nats_server.url)
+    try:
+        await publish_event(nc.jetstream(), job_event("job.completed", "j-late"), "evt-late")
+    finally:
+        await nc.close()
+    await bridges.wait_for(lambda: receiver.count("/late") == 1, 20, "no delivery")
