@@ -20,7 +20,7 @@ from bridge.delivery import Deliverer
 from bridge.dispatch import Dispatcher
 from bridge.jobs import JobWebhooks
 from bridge.observability import Metrics, log
-from bridge.pipeline import ConsumerLoop, EventHandler, TaskHandler
+from bridge.pipeline import ConsumerLoop, EventHandler, TaskHandler, event_size_limit
 from bridge.routing import Router
 from bridge.settings_view import redacted
 
@@ -92,7 +92,9 @@ class Bridge:
             require_https=self.settings.require_https,
         )
         await deliverer.start()
-        loops = await self._loops(js, deliverer)
+        loops = await self._loops(
+            js, deliverer, event_size_limit(self.settings.max_event_bytes, nc.max_payload)
+        )
         self._bound = True
         log.info("consuming", stream=self.settings.nats_stream, durable=self.settings.nats_durable)
         try:
@@ -101,11 +103,14 @@ class Bridge:
             self._bound = False
             await self._shutdown(nc, loops, deliverer)
 
-    async def _loops(self, js: JetStreamContext, deliverer: Deliverer) -> list[ConsumerLoop]:
+    async def _loops(
+        self, js: JetStreamContext, deliverer: Deliverer, max_event_bytes: int
+    ) -> list[ConsumerLoop]:
         settings = self.settings
         kv = await bus.ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s)
         dispatcher = Dispatcher(settings, self.router, deliverer, js, self.metrics)
-        on_event = EventHandler(settings, self.router, JobWebhooks(kv), dispatcher)
+        jobs = JobWebhooks(kv)
+        on_event = EventHandler(settings, self.router, jobs, dispatcher, max_event_bytes)
         on_task = TaskHandler(settings, dispatcher)
         durable = settings.nats_durable
         events = await js.pull_subscribe_bind(durable, settings.nats_stream)

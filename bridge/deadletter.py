@@ -32,6 +32,8 @@ from bridge.tasks import Attempt, Task, encode_task, timestamp
 
 Reason = Literal["max_retries_exceeded", "gone", "invalid_event", "blocked_url", "unknown_webhook"]
 INVALID_SUBJECT_TOKEN = "invalid"
+# JSON escaping can grow text up to 6x: this keeps a record under a 1 MiB max_payload
+MAX_RAW_BYTES = 128 * 1024
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -56,6 +58,8 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     payload: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
     raw: str | None = None
     raw_encoding: Literal["utf-8", "base64"] | None = None
+    raw_size: int | None = None
+    raw_truncated: bool = False
     error: str | None = None
     generation: int = 0
 
@@ -86,7 +90,8 @@ def from_task(task: Task, reason: Reason) -> DeadLetter:
 
 
 def from_invalid(invalid: InvalidEvent) -> DeadLetter:
-    raw, encoding = _raw_text(invalid.raw)
+    """Keeps the raw bytes, cut to MAX_RAW_BYTES so the record always fits in a message."""
+    raw, encoding = _raw_text(invalid.raw[:MAX_RAW_BYTES])
     return DeadLetter(
         delivery_id=delivery_id(invalid.id, "invalid"),
         event_id=invalid.id,
@@ -99,6 +104,8 @@ def from_invalid(invalid: InvalidEvent) -> DeadLetter:
         dead_lettered_at=timestamp(time.time()),
         raw=raw,
         raw_encoding=encoding,
+        raw_size=len(invalid.raw),
+        raw_truncated=len(invalid.raw) > MAX_RAW_BYTES,
         error=invalid.error,
     )
 

@@ -56,7 +56,8 @@ def decode_event(
     """Decode one published message."""
     try:
         if len(data) > max_bytes:
-            raise _Invalid(f"event is {len(data)} bytes, over MAX_EVENT_BYTES ({max_bytes})")
+            limit = f"{max_bytes}-byte limit (MAX_EVENT_BYTES, capped by the server's max_payload)"
+            raise _Invalid(f"event is {len(data)} bytes, over the {limit}")
         fields = _object(data)
         name = _event_name(fields, subject, prefixes)
         return Event(

@@ -35,6 +35,7 @@ Handler = Callable[[Msg], Awaitable[None]]
 FETCH_TIMEOUT_S = 1.0
 MAX_BATCH = 128
 ERROR_PAUSE_S = 1.0
+RECORD_HEADROOM_BYTES = 64 * 1024
 STRAGGLER_MARGIN_S = 0.2
 TASK_QUEUE_FACTOR = 2
 
@@ -141,9 +142,15 @@ class EventHandler:
     """Turns one event message into first attempts, deferrals and dead letters."""
 
     def __init__(
-        self, settings: Settings, router: Router, jobs: JobWebhooks, dispatcher: Dispatcher
+        self,
+        settings: Settings,
+        router: Router,
+        jobs: JobWebhooks,
+        dispatcher: Dispatcher,
+        max_event_bytes: int,
     ) -> None:
         self._settings = settings
+        self._max_event_bytes = max_event_bytes
         self._router = router
         self._jobs = jobs
         self._dispatcher = dispatcher
@@ -168,7 +175,7 @@ class EventHandler:
             subject=msg.subject,
             event_id=event_id,
             published_at_s=meta.timestamp.timestamp(),
-            max_bytes=self._settings.max_event_bytes,
+            max_bytes=self._max_event_bytes,
             prefixes=self._prefixes,
         )
 
@@ -199,6 +206,12 @@ class EventHandler:
             await self._dispatcher.attempt(task)
         else:
             await self._dispatcher.defer(task)
+
+
+def event_size_limit(configured_bytes: int, max_payload_bytes: int) -> int:
+    """Events must leave room to be carried in a retry task or a dead letter, or a failing
+    delivery could never be scheduled and its event would be redelivered for ever."""
+    return min(configured_bytes, max_payload_bytes - RECORD_HEADROOM_BYTES)
 
 
 def first_task(event: Event, target: Target) -> Task:

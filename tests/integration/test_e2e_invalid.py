@@ -97,3 +97,29 @@ async def test_garbage_is_dead_lettered_and_good_events_flow(
     assert status == 200
     invalid = metric_total(metrics, "webhook_bridge_events_invalid_total")
     assert invalid == len(BAD_EVENTS)
+
+
+async def test_event_too_big_to_retry_is_dead_lettered_once_not_looped(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges
+) -> None:
+    """Just under the server's 1 MiB max_payload: no room left to carry it in a retry task.
+
+    Accepting it would make a failing delivery unschedulable and the event redelivered for
+    ever; it is dead-lettered (raw bytes cut to fit) and the stream keeps flowing.
+    """
+    receiver.reply("/down", 500)
+    bridge = await bridges.start({"DEFAULT_WEBHOOK_URLS": receiver.url("/down")})
+    huge = json.dumps(job_event("job.progress", "j-huge", pad="x" * 1_000_000)).encode()
+    await publish_raw(js, event_subject("job.progress"), huge, "evt-huge")
+    await bridges.wait_for(has_dead_letters(js, 1), 20, "the huge event was not dead-lettered")
+    [letter] = await read_dead_letters(js)
+    assert letter.body["reason"] == "invalid_event"
+    assert letter.body["raw_size"] == len(huge)
+    assert letter.body["raw_truncated"] is True
+    assert huge.startswith(letter.body["raw"].encode())
+    receiver.reply("/down", 200)
+    await publish_raw(js, event_subject("job.done"), b'{"job_id": "j-after"}', "evt-after")
+    await bridges.wait_for(lambda: receiver.count("/down") == 1, 20, "the stream stopped")
+    assert receiver.received("/down")[0].json()["job_id"] == "j-after"
+    assert len(await read_dead_letters(js)) == 1
+    assert bridge.running

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from bridge import deadletter
 from bridge.config import load_settings
 from bridge.deadletter import (
     DeadLetter,
@@ -159,6 +160,7 @@ def test_from_invalid(raw: bytes, text: str, encoding: str) -> None:
         "attempts": [],
         "raw": text,
         "raw_encoding": encoding,
+        "raw_size": len(raw),
         "error": "bad",
     }
 
@@ -321,3 +323,17 @@ def test_replay_task_has_a_fresh_budget_and_the_same_delivery_id() -> None:
 def test_replay_task_skips_what_cannot_be_delivered(record: DeadLetter) -> None:
     target = None if record.reason == "gone" else TARGETS["job"]
     assert replay_task(Stored(seq=1, record=record, replayed_at=None), lambda r: target) is None
+
+
+@pytest.mark.parametrize(
+    ("size", "truncated"),
+    [(10, False), (deadletter.MAX_RAW_BYTES, False), (deadletter.MAX_RAW_BYTES + 1, True)],
+)
+def test_invalid_raw_is_capped_so_the_record_fits(size: int, truncated: bool) -> None:
+    raw = b"x" * size
+    record = deadletter.from_invalid(InvalidEvent(id="e", subject="s", error="big", raw=raw))
+    assert record.raw_size == size
+    assert record.raw_truncated is truncated
+    assert record.raw is not None
+    assert len(record.raw) == min(size, deadletter.MAX_RAW_BYTES)
+    assert len(deadletter.encode(record)) < 1024 * 1024

@@ -7,6 +7,7 @@ import pytest
 from bridge.config import Settings, load_settings
 from bridge.delivery import AttemptResult, Outcome
 from bridge.dispatch import Delivered, GiveUp, RetryAt, Step, next_step
+from bridge.pipeline import RECORD_HEADROOM_BYTES, event_size_limit
 from bridge.routing import Target
 from bridge.tasks import Task
 
@@ -108,3 +109,17 @@ def test_retry_back_off_is_capped() -> None:
         step = next_step(task(attempt), HTTP_500, settings, NOW_S)
         assert isinstance(step, RetryAt)
         assert NOW_S + 24.0 <= step.not_before_s <= NOW_S + 30.0
+
+
+@pytest.mark.parametrize(
+    ("configured", "max_payload", "expected"),
+    [
+        (1024 * 1024, 1024 * 1024, 1024 * 1024 - RECORD_HEADROOM_BYTES),
+        (2048, 1024 * 1024, 2048),
+        (8 * 1024 * 1024, 8 * 1024 * 1024, 8 * 1024 * 1024 - RECORD_HEADROOM_BYTES),
+    ],
+)
+def test_event_size_limit_leaves_room_for_retry_records(
+    configured: int, max_payload: int, expected: int
+) -> None:
+    assert event_size_limit(configured, max_payload) == expected
