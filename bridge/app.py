@@ -107,7 +107,7 @@ class Bridge:
         self, js: JetStreamContext, deliverer: Deliverer, max_event_bytes: int
     ) -> list[ConsumerLoop]:
         settings = self.settings
-        kv = await bus.ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s)
+        kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
         dispatcher = Dispatcher(settings, self.router, deliverer, js, self.metrics)
         jobs = JobWebhooks(kv)
         on_event = EventHandler(settings, self.router, jobs, dispatcher, max_event_bytes)

@@ -37,6 +37,7 @@ from nats.js.kv import KeyValue
 
 from bridge.config import Settings
 from bridge.secrets import redact_url
+from bridge.tasks import Task, encode_task
 
 DLQ_SUBJECT_PREFIX = "greenlight.webhooks.dlq"
 TASKS_MAX_ACK_PENDING = 100_000
@@ -79,6 +80,13 @@ async def publish(
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(PUBLISH_RETRY_S)
+
+
+async def publish_task(
+    js: JetStreamContext, settings: Settings, task: Task, patience_s: float
+) -> None:
+    """Queue a delivery task for the tasks consumer (first try, retry or replay)."""
+    await publish(js, tasks_subject(settings), encode_task(task), task.message_id, patience_s)
 
 
 async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: float) -> list[Msg]:

@@ -17,23 +17,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import msgspec
-import nats.errors
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
 from bridge import bus
-from bridge.bus import DLQ_SUBJECT_PREFIX, tasks_subject
+from bridge.bus import DLQ_SUBJECT_PREFIX
 from bridge.config import Settings
 from bridge.events import Event, InvalidEvent
 from bridge.routing import Router, Source, Target, delivery_id, host_of
-from bridge.tasks import Attempt, Task, encode_task, timestamp
+from bridge.tasks import Attempt, Task, timestamp
 
 Reason = Literal["max_retries_exceeded", "gone", "invalid_event", "blocked_url", "unknown_webhook"]
 INVALID_SUBJECT_TOKEN = "invalid"
 # JSON escaping can grow text up to 6x: this keeps a record under a 1 MiB max_payload
 MAX_RAW_BYTES = 128 * 1024
+READ_BATCH = 256
+READ_TIMEOUT_S = 1.0
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -208,16 +209,13 @@ async def _read_all(
     sub: JetStreamContext.PullSubscription, last_seq: int, marks: KeyValue
 ) -> list[Stored]:
     records: list[Stored] = []
-    while True:
-        try:
-            batch = await sub.fetch(256, timeout=1.0)
-        except nats.errors.TimeoutError:
-            return records
+    while batch := await bus.fetch(sub, READ_BATCH, READ_TIMEOUT_S):
         for msg in batch:
             await msg.ack()
             records.append(await _stored(msg.metadata.sequence.stream, msg.data, marks))
             if msg.metadata.num_pending == 0 or msg.metadata.sequence.stream >= last_seq:
                 return records
+    return records
 
 
 async def _stored(seq: int, data: bytes, marks: KeyValue) -> Stored:
@@ -264,7 +262,7 @@ async def replay(
         if task is None:
             skipped += 1
             continue
-        await bus.publish(js, tasks_subject(settings), encode_task(task), task.message_id, 0)
+        await bus.publish_task(js, settings, task, patience_s=0)
         await mark_replayed(marks, stored.seq)
         replayed += 1
     return replayed, skipped

@@ -14,7 +14,6 @@ import msgspec
 from nats.js import JetStreamContext
 
 from bridge import __version__, bus, deadletter, retry
-from bridge.bus import tasks_subject
 from bridge.config import Settings
 from bridge.deadletter import Reason
 from bridge.delivery import AttemptResult, Deliverer, Request
@@ -22,7 +21,7 @@ from bridge.limits import EndpointLimiter
 from bridge.observability import Metrics, log
 from bridge.routing import Router, host_of
 from bridge.signing import signature_headers
-from bridge.tasks import Attempt, Task, encode_task, timestamp
+from bridge.tasks import Attempt, Task, timestamp
 
 USER_AGENT = f"webhook-bridge/{__version__}"
 
@@ -99,8 +98,7 @@ class Dispatcher:
 
     async def defer(self, task: Task) -> None:
         """Queue the task for the task consumer, e.g. while its endpoint is saturated."""
-        subject, payload = tasks_subject(self._settings), encode_task(task)
-        await bus.publish(self._js, subject, payload, task.message_id, self._patience_s)
+        await bus.publish_task(self._js, self._settings, task, self._patience_s)
 
     def prepare(self, task: Task, now_s: int) -> Request:
         secrets, extra = self._credentials(task)

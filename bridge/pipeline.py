@@ -149,7 +149,6 @@ class EventHandler:
         dispatcher: Dispatcher,
         max_event_bytes: int,
     ) -> None:
-        self._settings = settings
         self._max_event_bytes = max_event_bytes
         self._router = router
         self._jobs = jobs
