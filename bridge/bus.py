@@ -6,6 +6,7 @@ Topology (created if missing, never silently changed when present):
   consumer of the same name; retries wait there under `nak(delay)`, outside the events
   consumer, so a dead endpoint's backlog never counts against the events' ack-pending limit;
 - the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
+- the delivery log (`DELIVERY_LOG_STREAM`, `greenlight.webhooks.log.>`), one record per attempt;
 - KV buckets `<durable>-jobs` (per-job webhooks, TTL) and `<durable>-replays` (replay marks).
 """
 
@@ -15,7 +16,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import nats
@@ -35,11 +36,15 @@ from nats.js.api import (
 )
 from nats.js.kv import KeyValue
 
-from bridge.config import Settings
+from bridge.config import Settings, nats_tls_context
 from bridge.secrets import redact_url
 from bridge.tasks import Task, encode_task
 
 DLQ_SUBJECT_PREFIX = "greenlight.webhooks.dlq"
+LOG_SUBJECT_PREFIX = "greenlight.webhooks.log"
+READ_BATCH = 256
+READ_TIMEOUT_S = 1.0
+READER_IDLE_S = 5.0  # the server removes a finished reader's ephemeral consumer this soon
 TASKS_MAX_ACK_PENDING = 100_000
 PUBLISH_RETRY_S = 0.5
 StateCallback = Callable[[bool], None]
@@ -100,6 +105,26 @@ async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: f
         raise BusError(f"fetch: {str(error).strip() or type(error).__name__}") from error
 
 
+async def read_all(
+    js: JetStreamContext, stream: str, subject: str, config: ConsumerConfig
+) -> AsyncIterator[Msg]:
+    """The messages of `stream` on `subject` from the config's start policy to the current end.
+
+    Reads through an ephemeral consumer without acks; it ends at the last message that was
+    pending when the read began, so a busy stream cannot keep a reader going forever.
+    """
+    config.ack_policy, config.inactive_threshold = AckPolicy.NONE, READER_IDLE_S
+    sub = await js.pull_subscribe(subject, stream=stream, config=config)
+    try:
+        pending = (await sub.consumer_info()).num_pending or 0
+        while pending > 0 and (batch := await fetch(sub, min(pending, READ_BATCH), READ_TIMEOUT_S)):
+            for msg in batch:
+                yield msg
+            pending = min(pending - len(batch), batch[-1].metadata.num_pending)
+    finally:
+        await sub.unsubscribe()
+
+
 def stragglers(sub: JetStreamContext.PullSubscription) -> list[Msg]:
     """Messages a pull request delivered after our fetch stopped waiting for it.
 
@@ -118,41 +143,99 @@ def stragglers(sub: JetStreamContext.PullSubscription) -> list[Msg]:
 
 async def connect(settings: Settings, on_state: StateCallback | None = None) -> Client:
     """Connect or fail fast; once connected, the client reconnects forever on its own."""
-    callbacks = _callbacks(on_state or (lambda _connected: None))
-    async with nats_errors(f"cannot connect to NATS at {_shown_servers(settings)}"):
-        nc = await nats.connect(
-            servers=list(settings.nats_urls),
-            name="webhook-bridge",
-            # nats-py applies this to the first connect too, where -1 would loop forever.
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-            **callbacks,
-            **_auth(settings),
-        )
+    last_error = _LastError()
+    callbacks = _callbacks(on_state or (lambda _connected: None), last_error.record)
+    action = f"cannot connect to NATS at {_shown_servers(settings)}"
+    nc = Client()
+    try:
+        async with nats_errors(action):
+            await _connect_or_give_up(
+                nc,
+                last_error,
+                servers=list(settings.nats_urls),
+                name="webhook-bridge",
+                # nats-py applies this to the first connect too, where -1 would loop forever.
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.5,
+                connect_timeout=5,
+                **callbacks,
+                **_auth(settings),
+            )
+    except BusError as error:
+        await _quietly_close(nc)
+        raise last_error.explain(action, error) from error
     nc.options["max_reconnect_attempts"] = -1
     return nc
+
+
+async def _connect_or_give_up(nc: Client, last_error: _LastError, **options: Any) -> None:
+    """nats-py waits for ever after a failed TLS handshake: stop at the first such error."""
+    connecting = asyncio.ensure_future(nc.connect(**options))
+    handshake_failed = asyncio.ensure_future(last_error.tls_failed.wait())
+    await asyncio.wait({connecting, handshake_failed}, return_when=asyncio.FIRST_COMPLETED)
+    handshake_failed.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        raise ConnectionError("TLS handshake failed")
+    connecting.result()
+
+
+async def _quietly_close(nc: Client) -> None:
+    with suppress(Exception):  # a client that never connected may not close cleanly
+        await nc.close()
+
+
+class _LastError:
+    """The last error nats-py reported while connecting: its NoServersError hides the cause
+    (an authorization violation, a certificate that does not verify), this names it."""
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+        self.tls_failed = asyncio.Event()
+
+    async def record(self, error: Exception) -> None:
+        self.error = error
+        if isinstance(error, ssl.SSLError):
+            self.tls_failed.set()
+
+    def explain(self, action: str, fallback: BusError) -> BusError:
+        error = self.error or fallback.__cause__
+        if not isinstance(error, Exception):
+            return fallback
+        detail = (str(error).strip() or type(error).__name__).splitlines()[0]
+        if "authorization violation" in detail.lower():
+            detail = f"authorization violation ({_AUTH_HINT})"
+        elif isinstance(error, ssl.SSLError):
+            reason = (error.reason or detail).lower().replace("_", " ")
+            detail = f"TLS: {reason} (check NATS_TLS_CA, NATS_TLS_CERT and NATS_TLS_KEY)"
+        elif isinstance(error, ConnectionResetError):
+            # the server's "-ERR Authorization Violation" can be lost in the reset that follows
+            detail = f"connection reset by the server (if it refused the credentials, {_AUTH_HINT})"
+        return BusError(f"{action}: {detail}")
+
+
+_AUTH_HINT = "check NATS_CREDS, NATS_USER and NATS_PASSWORD, or NATS_TOKEN"
 
 
 def _shown_servers(settings: Settings) -> str:
     return ", ".join(redact_url(url) for url in settings.nats_urls)
 
 
-def _callbacks(on_state: StateCallback) -> dict[str, Callable[..., Awaitable[None]]]:
+def _callbacks(
+    on_state: StateCallback, on_error: Callable[[Exception], Awaitable[None]]
+) -> dict[str, Callable[..., Awaitable[None]]]:
     async def disconnected() -> None:
         on_state(False)
 
     async def reconnected() -> None:
         on_state(True)
 
-    async def error(_error: Exception) -> None:
-        return None  # reconnects are handled by the client; state changes are reported above
-
     return {
         "disconnected_cb": disconnected,
         "reconnected_cb": reconnected,
         "closed_cb": disconnected,
-        "error_cb": error,
+        # reconnects are handled by the client; state changes are reported above
+        "error_cb": on_error,
     }
 
 
@@ -165,16 +248,10 @@ def _auth(settings: Settings) -> dict[str, Any]:
         options["password"] = settings.nats_password.reveal() if settings.nats_password else ""
     if settings.nats_token:
         options["token"] = settings.nats_token.reveal()
-    if settings.nats_tls_ca or settings.nats_tls_cert:
-        options["tls"] = _tls_context(settings)
+    tls = nats_tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
     return options
-
-
-def _tls_context(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.nats_tls_ca)
-    if settings.nats_tls_cert:
-        context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
-    return context
 
 
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
@@ -183,6 +260,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await _ensure_stream(js, _events_stream(settings))
         await _ensure_stream(js, _tasks_stream(settings))
         await _ensure_stream(js, _dlq_stream(settings))
+        await _ensure_stream(js, _log_stream(settings))
         await _ensure_consumer(js, settings.nats_stream, _events_consumer(settings))
         await _ensure_consumer(js, settings.tasks_stream, _tasks_consumer(settings))
         await ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s)
@@ -215,33 +293,41 @@ async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCo
 
 
 def _events_stream(settings: Settings) -> StreamConfig:
-    return StreamConfig(
-        name=settings.nats_stream,
-        subjects=list(settings.nats_subjects),
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_age=settings.nats_stream_max_age_s,
-        duplicate_window=120,
-    )
+    subjects = list(settings.nats_subjects)
+    return _stream(settings.nats_stream, subjects, max_age_s=settings.nats_stream_max_age_s)
 
 
 def _tasks_stream(settings: Settings) -> StreamConfig:
-    return StreamConfig(
-        name=settings.tasks_stream,
-        subjects=[tasks_subject(settings)],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=120,
-    )
+    subjects = [tasks_subject(settings)]
+    return _stream(settings.tasks_stream, subjects, retention=RetentionPolicy.WORK_QUEUE)
 
 
 def _dlq_stream(settings: Settings) -> StreamConfig:
+    subjects = [f"{DLQ_SUBJECT_PREFIX}.>"]
+    return _stream(settings.dlq_stream, subjects, max_age_s=settings.dlq_max_age_s)
+
+
+def _log_stream(settings: Settings) -> StreamConfig:
+    subjects = [f"{LOG_SUBJECT_PREFIX}.>"]
+    return _stream(
+        settings.delivery_log_stream, subjects, max_age_s=settings.delivery_log_max_age_s
+    )
+
+
+def _stream(
+    name: str,
+    subjects: list[str],
+    *,
+    retention: RetentionPolicy = RetentionPolicy.LIMITS,
+    max_age_s: float | None = None,
+) -> StreamConfig:
+    """A file-backed stream; publishes with a Nats-Msg-Id are de-duplicated for two minutes."""
     return StreamConfig(
-        name=settings.dlq_stream,
-        subjects=[f"{DLQ_SUBJECT_PREFIX}.>"],
-        retention=RetentionPolicy.LIMITS,
+        name=name,
+        subjects=subjects,
+        retention=retention,
         storage=StorageType.FILE,
-        max_age=settings.dlq_max_age_s,
+        max_age=max_age_s,
         duplicate_window=120,
     )
 

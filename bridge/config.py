@@ -8,9 +8,11 @@ one line that names the variable or the YAML path.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -59,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_event_bytes: int
     dlq_stream: str
     dlq_max_age_s: float
+    delivery_log_stream: str
+    delivery_log_max_age_s: float
     job_webhook_ttl_s: float
     default_webhooks: tuple[str, ...]
     default_webhook_urls: tuple[str, ...]
@@ -71,6 +75,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: int
     endpoint_concurrency: int
     allow_private_urls: bool
+    allowed_cidrs: tuple[str, ...]
     require_https: bool
     http_host: str
     http_port: int
@@ -110,8 +115,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 DEFAULT_SECRET = "secret"
+# Set by the bridge, or would change how the request is framed or routed.
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "user-agent", "host", "transfer-encoding"}
+    | {"connection", "keep-alive", "te", "trailer", "upgrade", "expect", "content-encoding"}
+    | {"proxy-authorization", "proxy-connection"}
 )
 _ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -129,6 +137,19 @@ def _text(value: Any) -> str:
 
 def _optional(value: Any) -> str | None:
     return _text(value) or None
+
+
+def _optional_file(value: Any) -> str | None:
+    """A path that must name a readable file now, not at the first connection attempt."""
+    path = _optional(value)
+    if path is None:
+        return None
+    try:
+        with Path(path).open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    return path
 
 
 def _secret(value: Any) -> Secret:
@@ -194,6 +215,10 @@ def _urls(value: Any) -> tuple[str, ...]:
     return urls
 
 
+def _cidrs(value: Any) -> tuple[str, ...]:
+    return tuple(str(network) for network in urlpolicy.parse_networks(_list(value)))
+
+
 def _nats_urls(value: Any) -> tuple[str, ...]:
     urls = _list(value)
     if not urls:
@@ -245,18 +270,20 @@ FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "NATS_STREAM": ("nats_stream", "GREENLIGHT_EVENTS", _stream_name),
     "NATS_SUBJECTS": ("nats_subjects", "greenlight.events.>", _subjects),
     "NATS_DURABLE": ("nats_durable", "webhook-bridge", _stream_name),
-    "NATS_CREDS": ("nats_creds", "", _optional),
+    "NATS_CREDS": ("nats_creds", "", _optional_file),
     "NATS_USER": ("nats_user", "", _optional),
     "NATS_PASSWORD": ("nats_password", "", _optional_secret),
     "NATS_TOKEN": ("nats_token", "", _optional_secret),
-    "NATS_TLS_CA": ("nats_tls_ca", "", _optional),
-    "NATS_TLS_CERT": ("nats_tls_cert", "", _optional),
-    "NATS_TLS_KEY": ("nats_tls_key", "", _optional),
+    "NATS_TLS_CA": ("nats_tls_ca", "", _optional_file),
+    "NATS_TLS_CERT": ("nats_tls_cert", "", _optional_file),
+    "NATS_TLS_KEY": ("nats_tls_key", "", _optional_file),
     "NATS_ACK_WAIT": ("nats_ack_wait_s", "30s", _positive_duration),
     "NATS_STREAM_MAX_AGE": ("nats_stream_max_age_s", "7d", _positive_duration),
     "MAX_EVENT_BYTES": ("max_event_bytes", 1024 * 1024, _int_at_least(64, 64 * 1024 * 1024)),
     "DLQ_STREAM": ("dlq_stream", "GREENLIGHT_WEBHOOKS_DLQ", _stream_name),
     "DLQ_MAX_AGE": ("dlq_max_age_s", "14d", _positive_duration),
+    "DELIVERY_LOG_STREAM": ("delivery_log_stream", "GREENLIGHT_WEBHOOKS_LOG", _stream_name),
+    "DELIVERY_LOG_MAX_AGE": ("delivery_log_max_age_s", "7d", _positive_duration),
     "JOB_WEBHOOK_TTL": ("job_webhook_ttl_s", "7d", _positive_duration),
     "DEFAULT_WEBHOOKS": ("default_webhooks", "", _list),
     "DEFAULT_WEBHOOK_URLS": ("default_webhook_urls", "", _urls),
@@ -268,6 +295,7 @@ FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "WEBHOOK_CONCURRENCY": ("concurrency", 256, _int_at_least(1, 100_000)),
     "WEBHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", 16, _int_at_least(1, 100_000)),
     "WEBHOOK_ALLOW_PRIVATE_URLS": ("allow_private_urls", False, _bool),
+    "WEBHOOK_ALLOWED_CIDRS": ("allowed_cidrs", "", _cidrs),
     "WEBHOOK_REQUIRE_HTTPS": ("require_https", False, _bool),
     "HTTP_HOST": ("http_host", "0.0.0.0", _text),
     "HTTP_PORT": ("http_port", 8080, _port),
@@ -390,6 +418,10 @@ def _webhook(node: Any, path: str) -> NamedWebhook:
     for required in ("id", "url"):
         if required not in fields:
             raise ConfigError(f"{path}.{required}: missing")
+    if "@" in urlsplit(fields["url"]).netloc and any(
+        name.lower() == "authorization" for name, _value in fields.get("headers", ())
+    ):  # aiohttp refuses such a request at every attempt
+        raise ConfigError(f"{path}: credentials in url and an Authorization header; give one")
     return NamedWebhook(**fields, secrets=_webhook_secrets(node, path))
 
 
@@ -430,14 +462,14 @@ def _headers(value: Any) -> tuple[tuple[str, Secret], ...]:
     return tuple((_header_name(k), Secret(_header_value(k, v))) for k, v in value.items())
 
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 
 
 def _header_name(name: Any) -> str:
     text = str(name)
     lowered = text.lower()
-    if not _TOKEN.match(text):
-        raise ValueError(f"{text!r} is not a valid header name")
+    if not _TOKEN.fullmatch(text):
+        raise ValueError(f"{text[:60]!r} is not a valid header name")
     if lowered in RESERVED_HEADERS or lowered.startswith(("x-greenlight-", "webhook-")):
         raise ValueError(f"{text} is set by the bridge and cannot be overridden")
     return text
@@ -445,8 +477,8 @@ def _header_name(name: Any) -> str:
 
 def _header_value(name: Any, value: Any) -> str:
     text = _text(value)
-    if any(c in text for c in "\r\n\0"):
-        raise ValueError(f"{name}: header values may not contain line breaks")
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in text):
+        raise ValueError(f"{name}: header values may not contain line breaks or control characters")
     return text
 
 
@@ -463,3 +495,31 @@ def _check_consistency(settings: Settings) -> None:
                 raise ConfigError(f"DEFAULT_WEBHOOK_URLS: HTTPS is required: {redact_url(url)}")
     if settings.nats_tls_cert and not settings.nats_tls_key:
         raise ConfigError("NATS_TLS_KEY: required with NATS_TLS_CERT")
+    if settings.nats_tls_key and not settings.nats_tls_cert:
+        raise ConfigError("NATS_TLS_CERT: required with NATS_TLS_KEY")
+    if settings.nats_password and not settings.nats_user:
+        raise ConfigError("NATS_USER: required with NATS_PASSWORD")
+    nats_tls_context(settings)  # unreadable PEM files stop start-up, not the first connect
+
+
+def nats_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for NATS when a CA or client certificate is set; ConfigError if the
+    files do not load. Without either, a `tls://` server URL uses the system's CAs."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+    except (ssl.SSLError, OSError) as error:
+        raise ConfigError(f"NATS_TLS_CA: not a PEM CA certificate: {_ssl_reason(error)}") from None
+    if settings.nats_tls_cert:
+        try:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+        except (ssl.SSLError, OSError) as error:
+            reason = _ssl_reason(error)
+            raise ConfigError(f"NATS_TLS_CERT, NATS_TLS_KEY: cannot load: {reason}") from None
+    return context
+
+
+def _ssl_reason(error: Exception) -> str:
+    reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+    return str(reason).lower().replace("_", " ")

@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 
 from bridge import urlpolicy
+from bridge.secrets import redact_url
 
 Outcome = Literal["success", "http_error", "timeout", "connection_error", "blocked"]
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -48,13 +49,20 @@ class Deliverer:
     """Sends requests over a shared connection pool."""
 
     def __init__(
-        self, *, timeout_s: float, pool_size: int, allow_private_urls: bool, require_https: bool
+        self,
+        *,
+        timeout_s: float,
+        pool_size: int,
+        allow_private_urls: bool,
+        require_https: bool,
+        allowed_cidrs: tuple[str, ...] = (),
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._timeout_s = timeout_s
         self._pool_size = pool_size
         self._allow_private = allow_private_urls
         self._require_https = require_https
+        self._address_policy = urlpolicy.AddressPolicy(allowed_cidrs)
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
 
     async def start(self) -> None:
@@ -93,9 +101,10 @@ class Deliverer:
         """A pool; `vetted` ones connect only to addresses the URL policy accepted."""
         vetting: dict[str, Any] = {}
         if vetted and not self._allow_private:
+            policy = self._address_policy
             vetting = {
-                "resolver": urlpolicy.VettingResolver(),
-                "socket_factory": urlpolicy.vetting_socket_factory,
+                "resolver": urlpolicy.VettingResolver(policy),
+                "socket_factory": policy.socket_factory,
             }
         connector = aiohttp.TCPConnector(
             limit=self._pool_size, limit_per_host=0, ttl_dns_cache=10, **vetting
@@ -113,7 +122,7 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
     received = 0
     try:
         while received < MAX_RESPONSE_BYTES:
-            chunk = await response.content.readany()
+            chunk = await response.content.read(MAX_RESPONSE_BYTES - received)
             if not chunk:
                 return
             received += len(chunk)
@@ -140,5 +149,6 @@ def describe_error(error: BaseException) -> str:
         return "server disconnected"
     if isinstance(error, aiohttp.ClientResponseError):
         return f"invalid response: {error.message}"
-    text = str(error).splitlines()[0] if str(error) else ""
+    # an unexpected error may quote the URL, password included
+    text = redact_url(str(error).splitlines()[0]) if str(error) else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

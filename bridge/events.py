@@ -7,11 +7,15 @@ When the event carries no `webhook`, the delivered body is the published bytes v
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
 WEBHOOK_KEY = "webhook"
+# why an event is invalid, as counted in webhook_bridge_events_invalid_total{reason}
+InvalidReason = Literal["too_large", "not_json", "not_object", "no_name", "bad_field"]
+_TOO_DEEP = "event is nested too deeply to decode"
+_NOT_UTF8 = "event is not valid UTF-8"
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 _WEBHOOKS = msgspec.json.Decoder(str | list[str] | None)
@@ -38,10 +42,15 @@ class InvalidEvent(msgspec.Struct, frozen=True):
     subject: str
     error: str
     raw: bytes
+    reason: InvalidReason = "not_json"
 
 
 class _Invalid(Exception):
-    """Internal: why decoding gave up."""
+    """Internal: why decoding gave up; `reason` is the metric label (a few fixed values)."""
+
+    def __init__(self, message: str, reason: InvalidReason) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def decode_event(
@@ -57,7 +66,7 @@ def decode_event(
     try:
         if len(data) > max_bytes:
             limit = f"{max_bytes}-byte limit (MAX_EVENT_BYTES, capped by the server's max_payload)"
-            raise _Invalid(f"event is {len(data)} bytes, over the {limit}")
+            raise _Invalid(f"event is {len(data)} bytes, over the {limit}", "too_large")
         fields = _object(data)
         name = _event_name(fields, subject, prefixes)
         return Event(
@@ -70,16 +79,20 @@ def decode_event(
             published_at_s=published_at_s,
         )
     except _Invalid as invalid:
-        return InvalidEvent(id=event_id, subject=subject, error=str(invalid), raw=data)
+        return InvalidEvent(event_id, subject, str(invalid), data, invalid.reason)
 
 
 def _object(data: bytes) -> dict[str, msgspec.Raw]:
     try:
         return _OBJECT.decode(data)
     except msgspec.ValidationError:
-        raise _Invalid("event is not a JSON object") from None
+        raise _Invalid("event is not a JSON object", "not_object") from None
     except msgspec.DecodeError as error:
-        raise _Invalid(f"event is not valid JSON: {error}") from None
+        raise _Invalid(f"event is not valid JSON: {error}", "not_json") from None
+    except UnicodeDecodeError:
+        raise _Invalid(_NOT_UTF8, "not_json") from None
+    except RecursionError:  # msgspec walks nested values even when it keeps them raw
+        raise _Invalid(_TOO_DEEP, "not_json") from None
 
 
 def _event_name(
@@ -90,9 +103,9 @@ def _event_name(
         name = subject_suffix(subject, prefixes)
     name = name.strip()
     if not name:
-        raise _Invalid("event has no name (no 'event' field and no subject suffix)")
+        raise _Invalid("event has no name (no 'event' field and no subject suffix)", "no_name")
     if len(name) > 200 or any(ord(c) < 32 for c in name):
-        raise _Invalid("event name is too long or has control characters")
+        raise _Invalid("event name is too long or has control characters", "bad_field")
     return name
 
 
@@ -121,8 +134,10 @@ def _identifier(fields: dict[str, msgspec.Raw], key: str) -> str | None:
 
 
 def _webhook_entries(fields: dict[str, msgspec.Raw]) -> tuple[str, ...]:
-    error = "webhook must be a string or a list of strings"
-    value = _decode(_WEBHOOKS, fields.get(WEBHOOK_KEY), error)
+    raw = fields.get(WEBHOOK_KEY)
+    if raw is None:  # most events
+        return ()
+    value = _decode(_WEBHOOKS, raw, "webhook must be a string or a list of strings")
     entries = [value] if isinstance(value, str) else value or []
     return tuple(dict.fromkeys(e.strip() for e in entries if e.strip()))
 
@@ -139,4 +154,8 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw | None, error: st
     try:
         return decoder.decode(raw)
     except msgspec.DecodeError:
-        raise _Invalid(error) from None
+        raise _Invalid(error, "bad_field") from None
+    except UnicodeDecodeError:
+        raise _Invalid(_NOT_UTF8, "not_json") from None
+    except RecursionError:
+        raise _Invalid(_TOO_DEEP, "not_json") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
 
 REDACTED = "***"
 
@@ -32,13 +32,14 @@ class Secret:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password in its userinfo replaced, for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    userinfo = f"{parts.username}:{REDACTED}" if parts.username else REDACTED
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc}"))
+    """The URL with any password in its userinfo replaced, for logs, errors and records.
+
+    A pattern rather than a URL parser, so that malformed URLs (no scheme, bad port, stray
+    brackets) are redacted too: everything between the first `:` after `//` and the last `@`
+    before the path is the password.
+    """
+    return _PASSWORD.sub(rf"\g<user>{REDACTED}@", url)
+
+
+# //user:password@host — the password may itself contain ':' or '@'
+_PASSWORD = re.compile(r"(?P<user>//[^/?#:@]*:)[^/?#]*@")

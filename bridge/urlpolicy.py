@@ -7,9 +7,13 @@ NAT64 and 6to4 forms are unwrapped first, and one forbidden address among severa
 enough. The check sits where aiohttp resolves and connects, so the connection goes to
 exactly the vetted addresses and a rebinding DNS server gets no second question:
 
+    policy = AddressPolicy(allowed_cidrs)
     connector = aiohttp.TCPConnector(
-        resolver=VettingResolver(), socket_factory=vetting_socket_factory
+        resolver=VettingResolver(policy), socket_factory=policy.socket_factory
     )
+
+`allowed_cidrs` (WEBHOOK_ALLOWED_CIDRS) are networks the operator lets per-job URLs reach
+although they are forbidden otherwise, e.g. an internal receiver's subnet.
 
 Both parts are needed: aiohttp sends host names through the resolver, but connects to IP
 literals (``http://127.0.0.1/``) without asking it, so the socket factory checks those.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Sequence
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.connector import AddrInfoType
@@ -31,6 +36,7 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_URL_LENGTH = 2048
 _SCHEMES = frozenset({"http", "https"})
@@ -83,9 +89,7 @@ def _linked_errors(exc: BaseException) -> list[BaseException]:
     return [link for link in links if isinstance(link, BaseException)]
 
 
-def _networks(
-    *rows: tuple[str, str],
-) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
+def _networks(*rows: tuple[str, str]) -> tuple[tuple[Network, str], ...]:
     return tuple((ipaddress.ip_network(cidr), reason) for cidr, reason in rows)
 
 
@@ -180,7 +184,7 @@ def _is_unsafe_char(char: str) -> bool:
 def _parse(url: str) -> URL:
     try:
         return URL(url)
-    except ValueError:
+    except (ValueError, IndexError):  # yarl raises IndexError for "http://[]@/"
         # yarl's message can quote the URL, password included, so it is not passed on.
         raise UrlRefused("URL cannot be parsed") from None
 
@@ -193,6 +197,63 @@ def _check_host_syntax(host: str) -> None:
         raise UrlRefused(f"{_shown(host)}: not a canonical IP address")
 
 
+def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """`10.1.0.0/16`, `fd00:1::/64` or a single address; raises ValueError naming the bad one."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr.strip()))
+        except ValueError as error:
+            raise ValueError(f"{cidr[:60]!r} is not a CIDR network ({error})") from None
+    return tuple(networks)
+
+
+class AddressPolicy:
+    """Which resolved addresses may be called: not forbidden, or inside an allowed network."""
+
+    def __init__(self, allowed_cidrs: Sequence[str] = ()) -> None:
+        self._allowed = parse_networks(allowed_cidrs)
+
+    def reason(self, address: IPAddress) -> str | None:
+        """Why `address` is refused; None when routable or allowed by the operator."""
+        forms = _forms(address)
+        if any(form in network for network in self._allowed for form in forms):
+            return None
+        return forbidden_reason(address)
+
+    def vet(self, host: str, address_text: str) -> None:
+        """Raise UrlRefused unless `host`, resolved to `address_text`, may be called."""
+        address = _ip_or_none(address_text)
+        if address is None:
+            raise UrlRefused(f"{_shown(host)}: resolved to an unreadable address")
+        reason = self.reason(address)
+        if reason is None:
+            return
+        if host == address_text:
+            raise UrlRefused(f"{_shown(host)}: {reason} address")
+        raise UrlRefused(f"{_shown(host)}: resolves to {reason} address {address}")
+
+    def socket_factory(self, addr_info: AddrInfoType) -> socket.socket:
+        """aiohttp `socket_factory`: refuses a forbidden address before its socket exists.
+
+        aiohttp connects to IP literals without asking the resolver; this is where they are
+        checked. For names it re-checks what VettingResolver already passed.
+        """
+        family, type_, proto, _, sockaddr = addr_info
+        address = str(sockaddr[0])
+        self.vet(address, address)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+
+def _forms(address: IPAddress) -> tuple[IPAddress, ...]:
+    """The address and the IPv4 address it reaches, if it embeds one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return (address, embedded)
+    return (address,)
+
+
 class VettingResolver(AbstractResolver):
     """Resolves with `inner`, then refuses the host if any of its addresses is forbidden.
 
@@ -200,7 +261,8 @@ class VettingResolver(AbstractResolver):
     gets called. A refusal raises UrlRefused before any connection is attempted.
     """
 
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
+    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
         self._inner = inner if inner is not None else ThreadedResolver()
 
     async def resolve(
@@ -208,35 +270,11 @@ class VettingResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
-            _vet(host, result["host"])
+            self._policy.vet(host, result["host"])
         return list(results)
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def vetting_socket_factory(addr_info: AddrInfoType) -> socket.socket:
-    """aiohttp `socket_factory`: refuses a forbidden address before its socket exists.
-
-    aiohttp connects to IP literals without asking the resolver; this is where they are
-    checked. For names it re-checks what VettingResolver already passed.
-    """
-    family, type_, proto, _, sockaddr = addr_info
-    address = str(sockaddr[0])
-    _vet(address, address)
-    return socket.socket(family=family, type=type_, proto=proto)
-
-
-def _vet(host: str, address_text: str) -> None:
-    address = _ip_or_none(address_text)
-    if address is None:
-        raise UrlRefused(f"{_shown(host)}: resolved to an unreadable address")
-    reason = forbidden_reason(address)
-    if reason is None:
-        return
-    if host == address_text:
-        raise UrlRefused(f"{_shown(host)}: {reason} address")
-    raise UrlRefused(f"{_shown(host)}: resolves to {reason} address {address}")
 
 
 def _ip_or_none(text: str) -> IPAddress | None:

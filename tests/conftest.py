@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import pytest
 from harness.bridge import FAST_ENV, Bridges
 from harness.nats import NatsServer
 from harness.receiver import Receiver
+from hypothesis import settings
 from nats.js import JetStreamContext
+
+# Property tests (tests/unit/test_hostile_input.py): few examples, the same ones every run, so
+# the suite stays fast and CI reproducible; HYPOTHESIS_PROFILE=thorough explores at random.
+settings.register_profile("fast", max_examples=300, deadline=None, database=None, derandomize=True)
+settings.register_profile("thorough", max_examples=3000, deadline=None, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 
 @pytest.fixture

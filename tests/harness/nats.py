@@ -7,8 +7,9 @@ import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import nats
 from nats.errors import Error as NatsError
@@ -25,10 +26,11 @@ def _open_log(path: Path) -> BinaryIO:
     return path.open("ab")
 
 
-async def jetstream_answers(url: str) -> bool:
-    """True when a fresh client can connect and JetStream answers `account_info()`."""
+async def jetstream_answers(url: str, **options: Any) -> bool:
+    """True when a fresh client (with `options`, e.g. credentials) can connect and JetStream
+    answers `account_info()`."""
     try:
-        nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False)
+        nc = await nats.connect(url, connect_timeout=1, allow_reconnect=False, **options)
     except (NatsError, OSError, TimeoutError):
         return False
     try:
@@ -41,12 +43,25 @@ async def jetstream_answers(url: str) -> bool:
 
 
 class NatsServer:
-    """`nats-server -js` bound to 127.0.0.1 on a free port, its store in `store_dir`."""
+    """`nats-server -js` bound to 127.0.0.1 on a free port, its store in `store_dir`.
 
-    def __init__(self, store_dir: Path, log_path: Path) -> None:
+    `config` is extra nats-server configuration (authorization, tls blocks), written to a file
+    beside the store; `client_options` are what a client needs to pass it (nats.connect
+    keyword arguments), used to tell when the server is ready.
+    """
+
+    def __init__(
+        self,
+        store_dir: Path,
+        log_path: Path,
+        config: str = "",
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.log_path = log_path
         self.port = free_port()
+        self.config = config
+        self.client_options = dict(client_options or {})
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -59,7 +74,12 @@ class NatsServer:
 
     def _command(self) -> list[str]:
         port, store = str(self.port), str(self.store_dir)
-        return [str(NATS_SERVER_BIN), "-a", LOOPBACK, "-p", port, "-js", "-sd", store]
+        command = [str(NATS_SERVER_BIN), "-a", LOOPBACK, "-p", port, "-js", "-sd", store]
+        if self.config:
+            config_path = self.store_dir.parent / f"nats-{self.port}.conf"
+            config_path.write_text(self.config, encoding="utf-8")
+            command += ["-c", str(config_path)]
+        return command
 
     async def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +92,9 @@ class NatsServer:
     async def _ready(self) -> bool:
         if not self.running:
             raise RuntimeError(f"nats-server exited: {self.log_tail()}")
-        return await port_accepts(self.port) and await jetstream_answers(self.url)
+        if not await port_accepts(self.port):
+            return False
+        return await jetstream_answers(self.url, **self.client_options)
 
     async def stop(self) -> None:
         """SIGTERM and wait (SIGKILL if it does not exit in time)."""

@@ -53,6 +53,8 @@ def yaml_error_of(tmp_path: Path, text: str, **env: str) -> str:
         ("nats_token", None),
         ("dlq_stream", "GREENLIGHT_WEBHOOKS_DLQ"),
         ("dlq_max_age_s", 14 * 86400.0),
+        ("delivery_log_stream", "GREENLIGHT_WEBHOOKS_LOG"),
+        ("delivery_log_max_age_s", 7 * 86400.0),
         ("max_event_bytes", 1048576),
         ("default_webhooks", ()),
         ("default_webhook_urls", ()),
@@ -151,7 +153,7 @@ def test_env_values(env: dict[str, str], field: str, expected: Any) -> None:
             {"WEBHOOK_REQUIRE_HTTPS": "true", "DEFAULT_WEBHOOK_URLS": "http://hooks.example.com/h"},
             "DEFAULT_WEBHOOK_URLS",
         ),
-        ({"NATS_TLS_CERT": "/cert.pem"}, "NATS_TLS_KEY"),
+        ({"NATS_TLS_CERT": __file__}, "NATS_TLS_KEY"),  # any readable file will do
         ({"BRIDGE_CONFIG": "/nonexistent/bridge.yaml"}, "BRIDGE_CONFIG"),
     ],
 )
@@ -349,7 +351,7 @@ SECRETS_ENV = {
 
 
 def test_repr_hides_secrets(tmp_path: Path) -> None:
-    settings = load_yaml(tmp_path, FULL_YAML, **SECRETS_ENV)
+    settings = load_yaml(tmp_path, FULL_YAML, NATS_USER="bridge", **SECRETS_ENV)
     text = repr(settings) + str(settings) + repr(settings.webhooks)
     for secret in (*SECRETS_ENV.values(), "new-secret", "old-secret"):
         assert secret not in text

@@ -218,3 +218,24 @@ def test_body_without_webhook_is_verbatim(data: bytes) -> None:
 )
 def test_body_with_webhook_drops_it_and_keeps_values_verbatim(data: bytes, body: bytes) -> None:
     assert valid(data).body == body
+
+
+@pytest.mark.parametrize(
+    ("data", "subject", "reason"),
+    [
+        (b"x" * 2000, SUBJECT, "too_large"),
+        (b"{not json", SUBJECT, "not_json"),
+        (b'{"event": "\xff"}', SUBJECT, "not_json"),
+        (b"[1, 2]", SUBJECT, "not_object"),
+        (b'"text"', SUBJECT, "not_object"),
+        (b"{}", "greenlight.events", "no_name"),
+        (b'{"event": "  "}', "greenlight.events", "no_name"),
+        (b'{"event": 5}', SUBJECT, "bad_field"),
+        (b'{"event": "a\\u0001b"}', SUBJECT, "bad_field"),
+        (b'{"webhook": 5}', SUBJECT, "bad_field"),
+    ],
+)
+def test_invalid_reason_labels(data: bytes, subject: str, reason: str) -> None:
+    invalid = decode(data, subject)
+    assert isinstance(invalid, InvalidEvent)
+    assert invalid.reason == reason

@@ -20,13 +20,16 @@ from aiohttp.connector import AddrInfoType
 
 from bridge.urlpolicy import (
     MAX_URL_LENGTH,
+    AddressPolicy,
     UrlRefused,
     VettingResolver,
     check_url,
     forbidden_reason,
+    parse_networks,
     refused_from,
-    vetting_socket_factory,
 )
+
+DEFAULT_POLICY = AddressPolicy()
 
 # --- forbidden_reason -------------------------------------------------------------------
 
@@ -155,6 +158,8 @@ def test_check_url_accepts(url: str, require_https: bool) -> None:
         ("https://example.com/" + "a" * MAX_URL_LENGTH, False, "characters long, over 2048"),
         ("http://[::1/", False, "URL cannot be parsed"),
         ("http://user:hunter2@[::1/", False, "URL cannot be parsed"),
+        ("http://[]@/", False, "URL cannot be parsed"),  # found by hypothesis: yarl IndexError
+        ("http://user:hunter2@[::1]@/", False, "URL cannot be parsed"),
         ("http://example.com:99999/", False, "URL cannot be parsed"),
         ("http://example.com:port/", False, "URL cannot be parsed"),
         ("http://127.1/", False, "127.1: not a canonical IP address"),
@@ -269,7 +274,7 @@ def fake(name: str, *addresses: str) -> FakeResolver:
 
 
 async def test_resolver_returns_exactly_the_vetted_addresses() -> None:
-    resolver = VettingResolver(fake("public.test", "8.8.8.8", "2606:4700::1111"))
+    resolver = VettingResolver(DEFAULT_POLICY, fake("public.test", "8.8.8.8", "2606:4700::1111"))
     results = await resolver.resolve("public.test", 443, socket.AF_UNSPEC)
     assert results == [
         _result("public.test", "8.8.8.8", 443),
@@ -279,21 +284,21 @@ async def test_resolver_returns_exactly_the_vetted_addresses() -> None:
 
 @pytest.mark.parametrize(("address", "reason"), FORBIDDEN)
 async def test_resolver_refuses_every_forbidden_class(address: str, reason: str) -> None:
-    resolver = VettingResolver(fake("rebind.test", "8.8.8.8", address))
+    resolver = VettingResolver(DEFAULT_POLICY, fake("rebind.test", "8.8.8.8", address))
     with pytest.raises(UrlRefused) as refused:
         await resolver.resolve("rebind.test", 443)
     assert refused.value.reason.startswith(f"rebind.test: resolves to {reason} address ")
 
 
 async def test_resolver_refuses_unreadable_answers() -> None:
-    resolver = VettingResolver(fake("odd.test", "not-an-address"))
+    resolver = VettingResolver(DEFAULT_POLICY, fake("odd.test", "not-an-address"))
     with pytest.raises(UrlRefused, match="unreadable"):
         await resolver.resolve("odd.test", 443)
 
 
 async def test_resolver_closes_its_inner_resolver() -> None:
     inner = fake("public.test", "8.8.8.8")
-    await VettingResolver(inner).close()
+    await VettingResolver(DEFAULT_POLICY, inner).close()
     assert inner.closed
 
 
@@ -306,15 +311,66 @@ def _addr_info(address: str, port: int = 443) -> AddrInfoType:
 @pytest.mark.parametrize(("address", "reason"), FORBIDDEN)
 def test_socket_factory_refuses_every_forbidden_class(address: str, reason: str) -> None:
     with pytest.raises(UrlRefused) as refused:
-        vetting_socket_factory(_addr_info(address))
+        DEFAULT_POLICY.socket_factory(_addr_info(address))
     assert refused.value.reason == f"{address}: {reason} address"
 
 
 def test_socket_factory_makes_an_unconnected_socket_for_public_addresses() -> None:
-    with vetting_socket_factory(_addr_info("8.8.8.8")) as sock:
+    with DEFAULT_POLICY.socket_factory(_addr_info("8.8.8.8")) as sock:
         assert sock.family == socket.AF_INET
         with pytest.raises(OSError, match=r"."):
             sock.getpeername()  # never connected
+
+
+# --- AddressPolicy with WEBHOOK_ALLOWED_CIDRS --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "address", "reason"),
+    [
+        (["10.1.0.0/16"], "10.1.2.3", None),
+        (["10.1.0.0/16"], "10.2.0.1", "private"),
+        (["10.1.0.0/16"], "::ffff:10.1.2.3", None),  # the mapped form reaches 10.1.2.3
+        (["10.1.0.0/16"], "64:ff9b::a01:203", None),  # so does NAT64
+        (["10.1.0.0/16"], "2002:a01:203::1", None),  # and 6to4
+        (["10.1.0.0/16"], "::ffff:169.254.169.254", "metadata"),
+        (["127.0.0.1"], "127.0.0.1", None),
+        (["127.0.0.1"], "127.0.0.2", "loopback"),
+        (["127.0.0.1"], "::1", "loopback"),
+        (["::1"], "::1", None),
+        (["fd00:1::/64"], "fd00:1::5", None),
+        (["fd00:1::/64"], "fd00:2::5", "private"),
+        (["169.254.169.254/32"], "169.254.169.254", None),  # the operator's explicit choice
+        ([], "8.8.8.8", None),
+    ],
+)
+def test_allowed_cidrs_lift_the_ban_for_their_addresses_only(
+    cidrs: list[str], address: str, reason: str | None
+) -> None:
+    assert AddressPolicy(cidrs).reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize("cidr", ["banana", "10.0.0.1/8", "10.0.0.0/33", "::1/129", ""])
+def test_parse_networks_names_the_bad_entry(cidr: str) -> None:
+    with pytest.raises(ValueError, match="is not a CIDR network"):
+        parse_networks([cidr])
+
+
+async def test_allowed_cidrs_apply_to_every_resolved_address() -> None:
+    policy = AddressPolicy(["10.1.0.0/16"])
+    allowed = VettingResolver(policy, fake("internal.test", "10.1.0.7"))
+    assert [r["host"] for r in await allowed.resolve("internal.test", 443)] == ["10.1.0.7"]
+    mixed = VettingResolver(policy, fake("mixed.test", "10.1.0.7", "10.2.0.7"))
+    with pytest.raises(UrlRefused, match=r"mixed.test: resolves to private address 10.2.0.7"):
+        await mixed.resolve("mixed.test", 443)
+
+
+def test_allowed_cidrs_apply_to_ip_literals() -> None:
+    policy = AddressPolicy(["192.168.7.0/24"])
+    with policy.socket_factory(_addr_info("192.168.7.9")) as sock:
+        assert sock.family == socket.AF_INET
+    with pytest.raises(UrlRefused, match=r"192.168.8.9: private address"):
+        policy.socket_factory(_addr_info("192.168.8.9"))
 
 
 # --- inside a real aiohttp session ------------------------------------------------------
@@ -372,9 +428,11 @@ async def _post_in(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientEr
     return raised.value
 
 
-def vetted(inner: AbstractResolver | None = None) -> aiohttp.TCPConnector:
+def vetted(
+    inner: AbstractResolver | None = None, policy: AddressPolicy = DEFAULT_POLICY
+) -> aiohttp.TCPConnector:
     return aiohttp.TCPConnector(
-        resolver=VettingResolver(inner), socket_factory=vetting_socket_factory
+        resolver=VettingResolver(policy, inner), socket_factory=policy.socket_factory
     )
 
 
@@ -419,7 +477,7 @@ async def test_localhost_is_refused_by_the_resolver(receiver: Receiver) -> None:
 def _resolver_guarded(inner: AbstractResolver) -> tuple[aiohttp.TCPConnector, NeverConnects]:
     never = NeverConnects()
     connector = aiohttp.TCPConnector(
-        resolver=VettingResolver(inner), socket_factory=never, use_dns_cache=False
+        resolver=VettingResolver(DEFAULT_POLICY, inner), socket_factory=never, use_dns_cache=False
     )
     return connector, never
 
@@ -484,3 +542,27 @@ async def test_a_plain_connection_error_is_not_a_refusal() -> None:
     error = await _post(aiohttp.TCPConnector(), f"http://127.0.0.1:{port}/")
     assert isinstance(error, aiohttp.ClientConnectorError)
     assert refused_from(error) is None
+
+
+async def test_allowed_loopback_cidr_reaches_the_receiver(receiver: Receiver) -> None:
+    connector = vetted(policy=AddressPolicy(["127.0.0.0/8"]))
+    async with (
+        aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session,
+        session.post(f"http://127.0.0.1:{receiver.port}/", data=b"{}") as response,
+    ):
+        assert response.status == 200
+    assert receiver.hits == ["/"]
+
+
+async def test_localhost_is_refused_while_any_of_its_addresses_is_not_allowed(
+    receiver: Receiver,
+) -> None:
+    # localhost may also resolve to ::1: allowing only 127.0.0.0/8 is then not enough.
+    inner = fake("localhost", "127.0.0.1", "::1")
+    error = await _post(
+        vetted(inner, AddressPolicy(["127.0.0.0/8"])), f"http://localhost:{receiver.port}/"
+    )
+    refused = refused_from(error)
+    assert refused is not None
+    assert refused.reason == "localhost: resolves to loopback address ::1"
+    assert receiver.hits == []

@@ -1,0 +1,149 @@
+"""A hostile webhook receiver on 127.0.0.1:0, speaking raw HTTP/1.1 over asyncio streams.
+
+Each path misbehaves in its own way once the request has been read:
+
+    /endless       200, then a chunked body that never ends
+    /endless-500   500, then a chunked body that never ends
+    /silent        never answers
+    /drip          the status line one byte at a time, never finishing the headers
+    /drip-body     200 with a 1 MiB Content-Length, then the body one byte at a time
+    /redirect      302 to the cloud metadata address
+    /redirect-here 302 to /stolen on this receiver
+    /reset         closes the connection with a TCP reset
+    anything else  200 OK
+
+`hits` counts requests per path; `closed_by_client` counts streaming responses that ended
+because the client hung up, which is how a test sees that the bridge stopped reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from harness.ports import LOOPBACK
+
+DRIP_INTERVAL_S = 0.05
+CHUNK = b"x" * 4096
+Behaviour = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+class AbusiveReceiver:
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        self.hits: Counter[str] = Counter()
+        self.closed_by_client: Counter[str] = Counter()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._behaviours: dict[str, Behaviour] = {
+            "/endless": lambda w: self._endless(w, "/endless", 200),
+            "/endless-500": lambda w: self._endless(w, "/endless-500", 500),
+            "/silent": self._silent,
+            "/drip": self._drip,
+            "/drip-body": self._drip_body,
+            "/redirect": lambda w: _redirect(w, "http://169.254.169.254/latest/meta-data/"),
+            "/redirect-here": lambda w: _redirect(w, self.url("/stolen")),
+            "/reset": self._reset,
+        }
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    def url(self, path: str) -> str:
+        return f"http://{LOOPBACK}:{self.port}{path}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            while path := await _read_request(reader):
+                self.hits[path] += 1
+                behaviour = self._behaviours.get(path, _ok)
+                await behaviour(writer)
+                if path in self._behaviours:
+                    break  # misbehaving answers never leave the connection reusable
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            self._handlers.discard(task)
+
+    async def _endless(self, writer: asyncio.StreamWriter, path: str, status: int) -> None:
+        head = (
+            f"HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        writer.write(head.encode())
+        chunk = f"{len(CHUNK):x}\r\n".encode() + CHUNK + b"\r\n"
+        try:
+            while True:
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            self.closed_by_client[path] += 1
+
+    async def _silent(self, writer: asyncio.StreamWriter) -> None:
+        await asyncio.Event().wait()
+
+    async def _drip(self, writer: asyncio.StreamWriter) -> None:
+        await _drip_forever(writer, b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 10_000_000)
+
+    async def _drip_body(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n")
+        await _drip_forever(writer, b"x" * 1048576)
+
+    async def _reset(self, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        # SO_LINGER with a zero timeout: close() sends RST instead of FIN
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> str:
+    """Read one request; its path, or "" when the client closed the connection."""
+    line = await reader.readline()
+    if not line:
+        return ""
+    path = line.split(b" ")[1].decode()
+    length = 0
+    while (header := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = header.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return path
+
+
+async def _redirect(writer: asyncio.StreamWriter, location: str) -> None:
+    # "Connection: close": the client must not put this connection back in its pool
+    head = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nConnection: close\r\n"
+    head += "Content-Length: 0\r\n\r\n"
+    writer.write(head.encode())
+    await writer.drain()
+
+
+async def _ok(writer: asyncio.StreamWriter) -> None:
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    await writer.drain()
+
+
+async def _drip_forever(writer: asyncio.StreamWriter, data: bytes) -> None:
+    with contextlib.suppress(ConnectionError):
+        for index in range(len(data)):
+            writer.write(data[index : index + 1])
+            await writer.drain()
+            await asyncio.sleep(DRIP_INTERVAL_S)

@@ -1,0 +1,117 @@
+"""Receivers that abuse the bridge: endless bodies, silence, dripping bytes, redirects, resets.
+
+Every abusive attempt must end by WEBHOOK_TIMEOUT with a clear outcome, read a bounded body,
+follow no redirect, and leave every worker free: healthy deliveries flow afterwards. The
+per-job URLs go through the SSRF guard, with only 127.0.0.1 allowed (WEBHOOK_ALLOWED_CIDRS),
+so even a followed redirect to the metadata address could never leave loopback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from harness.abuse import AbusiveReceiver
+from harness.bridge import BridgeProcess, Bridges
+from harness.metrics import metric_total
+from harness.publish import job_event, publish_event, read_dead_letters
+from harness.receiver import Receiver
+from nats.js import JetStreamContext
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+ENV = {
+    "WEBHOOK_TIMEOUT": "1s",
+    "WEBHOOK_MAX_RETRY": "0",
+    "WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32",
+    "WEBHOOK_ENDPOINT_CONCURRENCY": "2",
+    "WEBHOOK_CONCURRENCY": "8",
+}
+# path → (reason, status code, outcome) of its dead letter; None: delivered (2xx in time)
+EXPECTED: dict[str, tuple[str, int | None, str] | None] = {
+    "/endless": None,
+    "/drip-body": None,
+    "/endless-500": ("max_retries_exceeded", 500, "http_error"),
+    "/silent": ("max_retries_exceeded", None, "timeout"),
+    "/drip": ("max_retries_exceeded", None, "timeout"),
+    "/redirect": ("max_retries_exceeded", 302, "http_error"),
+    "/redirect-here": ("max_retries_exceeded", 302, "http_error"),
+    "/reset": ("max_retries_exceeded", None, "connection_error"),
+}
+ROUNDS = 2  # twice each: more abusive attempts than endpoint slots
+HEALTHY_EVENTS = 10
+
+
+@pytest.fixture
+async def abusive() -> AsyncIterator[AbusiveReceiver]:
+    server = AbusiveReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def _inflight(bridge: BridgeProcess) -> float:
+    _status, text = await bridge.get("/metrics")
+    return metric_total(text, "webhook_bridge_inflight_deliveries")
+
+
+def _by_path(letters: list[Any], abusive: AbusiveReceiver) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for letter in letters:
+        path = letter.body["endpoint"]["url"].removeprefix(abusive.url(""))
+        found.setdefault(path, []).append(letter.body)
+    return found
+
+
+async def test_abusive_receivers_cost_one_bounded_attempt_and_no_worker(
+    js: JetStreamContext, receiver: Receiver, abusive: AbusiveReceiver, bridges: Bridges
+) -> None:
+    bridge = await bridges.start(ENV)
+    for round_ in range(ROUNDS):
+        for path in EXPECTED:
+            event = job_event("job.completed", f"j{round_}{path}", webhook=abusive.url(path))
+            await publish_event(js, event, f"evt-{round_}{path}")
+
+    failing = [path for path, expected in EXPECTED.items() if expected is not None]
+    want = ROUNDS * len(failing)
+
+    async def all_dead_lettered() -> bool:
+        return len(await read_dead_letters(js)) >= want
+
+    await bridges.wait_for(all_dead_lettered, 30, f"expected {want} dead letters")
+    letters = _by_path(await read_dead_letters(js), abusive)
+    assert sorted(letters) == sorted(failing)
+    for path in failing:
+        reason, status_code, outcome = EXPECTED[path] or ("", None, "")
+        assert len(letters[path]) == ROUNDS, path
+        for letter in letters[path]:
+            assert letter["reason"] == reason, path
+            [attempt] = letter["attempts"]
+            assert (attempt["status_code"], attempt["outcome"]) == (status_code, outcome), attempt
+    assert abusive.hits["/stolen"] == 0, "a redirect was followed"
+
+    # Endless bodies: the bridge hung up instead of reading on.
+    await bridges.wait_for(
+        lambda: (
+            abusive.closed_by_client["/endless"] == ROUNDS
+            and abusive.closed_by_client["/endless-500"] == ROUNDS
+        ),
+        15,
+        lambda: f"endless bodies still being read: {abusive.closed_by_client}",
+    )
+
+    # No worker lost: healthy deliveries still flow, and nothing stays in flight.
+    for index in range(HEALTHY_EVENTS):
+        event = job_event("job.completed", f"j-ok-{index}", webhook=receiver.url("/ok"))
+        await publish_event(js, event, f"evt-ok-{index}")
+    await bridges.wait_for(
+        lambda: receiver.count("/ok") >= HEALTHY_EVENTS,
+        20,
+        lambda: f"healthy deliveries: {receiver.count('/ok')} of {HEALTHY_EVENTS}",
+    )
+    await bridges.wait_for(lambda: _zero(bridge), 15, "deliveries still in flight")
+
+
+async def _zero(bridge: BridgeProcess) -> bool:
+    return await _inflight(bridge) == 0
