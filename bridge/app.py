@@ -14,7 +14,7 @@ from aiohttp import web
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bridge import admin, bus
+from bridge import admin, bus, lag
 from bridge.config import Settings
 from bridge.delivery import Deliverer
 from bridge.dispatch import Dispatcher
@@ -25,7 +25,8 @@ from bridge.routing import Router
 from bridge.settings_view import redacted
 
 CONNECT_RETRY_S = 2.0
-LAG_POLL_S = 5.0
+LOG_FLUSH_S = 2.0
+NATS_CLOSE_S = 5.0
 
 
 class Bridge:
@@ -35,8 +36,11 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.router = Router(settings)
+        self.backend = admin.Backend(settings, self.router, self.metrics)
         self._connected = False
         self._bound = False
+        self._dispatcher: Dispatcher | None = None
+        self._jobs: JobWebhooks | None = None
         self.http_port = 0
 
     def ready(self) -> bool:
@@ -63,7 +67,7 @@ class Bridge:
         log.info("stopped")
 
     async def _serve_http(self) -> web.AppRunner:
-        app = admin.build_app(self.metrics, self.ready)
+        app = admin.build_app(self.backend, self.ready)
         runner = await admin.start_server(app, self.settings.http_host, self.settings.http_port)
         self.http_port = admin.bound_port(runner)
         log.info("http server listening", host=self.settings.http_host, port=self.http_port)
@@ -75,7 +79,11 @@ class Bridge:
             try:
                 nc = await bus.connect(self.settings, self._on_connection)
                 self._on_connection(True)
-                await bus.ensure_topology(nc.jetstream(), self.settings)
+                try:
+                    await bus.ensure_topology(nc.jetstream(), self.settings)
+                except bus.BusError:
+                    await nc.close()  # left open, it would reconnect for ever in the background
+                    raise
                 return nc
             except bus.BusError as error:
                 log.warning("nats not available yet", error=str(error))
@@ -89,6 +97,7 @@ class Bridge:
             timeout_s=self.settings.timeout_s,
             pool_size=self.settings.concurrency,
             allow_private_urls=self.settings.allow_private_urls,
+            allowed_cidrs=self.settings.allowed_cidrs,
             require_https=self.settings.require_https,
         )
         await deliverer.start()
@@ -96,11 +105,13 @@ class Bridge:
             js, deliverer, event_size_limit(self.settings.max_event_bytes, nc.max_payload)
         )
         self._bound = True
+        self.backend.js = js
         log.info("consuming", stream=self.settings.nats_stream, durable=self.settings.nats_durable)
         try:
             await self._run_loops(loops, js, stopping)
         finally:
             self._bound = False
+            self.backend.js = None
             await self._shutdown(nc, loops, deliverer)
 
     async def _loops(
@@ -108,8 +119,10 @@ class Bridge:
     ) -> list[ConsumerLoop]:
         settings = self.settings
         kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
-        dispatcher = Dispatcher(settings, self.router, deliverer, js, self.metrics)
-        jobs = JobWebhooks(kv)
+        dispatcher = self._dispatcher = Dispatcher(
+            settings, self.router, deliverer, js, self.metrics
+        )
+        jobs = self._jobs = JobWebhooks(kv, settings.job_webhook_ttl_s)
         on_event = EventHandler(settings, self.router, jobs, dispatcher, max_event_bytes)
         on_task = TaskHandler(settings, dispatcher)
         durable = settings.nats_durable
@@ -128,26 +141,20 @@ class Bridge:
         async with asyncio.TaskGroup() as group:
             for loop in loops:
                 group.create_task(loop.run(stopping, ack_wait_s))
-            group.create_task(self._watch_lag(js, stopping))
-
-    async def _watch_lag(self, js: JetStreamContext, stopping: asyncio.Event) -> None:
-        streams = {"events": self.settings.nats_stream, "tasks": self.settings.tasks_stream}
-        while not stopping.is_set():
-            for name, stream in streams.items():
-                with contextlib.suppress(Exception):
-                    info = await js.consumer_info(stream, self.settings.nats_durable)
-                    self.metrics.consumer_pending.labels(consumer=name).set(info.num_pending or 0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), LAG_POLL_S)
+            group.create_task(lag.watch(js, self.settings, self.metrics, stopping))
+            if self._jobs is not None:
+                group.create_task(self._jobs.mirror(stopping))
 
     async def _shutdown(self, nc: Client, loops: list[ConsumerLoop], deliverer: Deliverer) -> None:
         log.info("draining", deadline_s=self.settings.shutdown_timeout_s)
         await asyncio.gather(*(loop.drain(self.settings.shutdown_timeout_s) for loop in loops))
+        if self._dispatcher is not None:
+            await self._dispatcher.flush(LOG_FLUSH_S)
         await deliverer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(nc.drain(), 5)
+            await asyncio.wait_for(nc.drain(), NATS_CLOSE_S)
         with contextlib.suppress(Exception):
-            await nc.close()
+            await asyncio.wait_for(nc.close(), NATS_CLOSE_S)
 
 
 def _warn_about_defaults(settings: Settings) -> None:

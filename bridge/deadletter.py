@@ -26,6 +26,7 @@ from bridge import bus
 from bridge.bus import DLQ_SUBJECT_PREFIX
 from bridge.config import Settings
 from bridge.events import Event, InvalidEvent
+from bridge.pacing import Pacer
 from bridge.routing import Router, Source, Target, delivery_id, host_of
 from bridge.tasks import Attempt, Task, timestamp
 
@@ -33,8 +34,6 @@ Reason = Literal["max_retries_exceeded", "gone", "invalid_event", "blocked_url",
 INVALID_SUBJECT_TOKEN = "invalid"
 # JSON escaping can grow text up to 6x: this keeps a record under a 1 MiB max_payload
 MAX_RAW_BYTES = 128 * 1024
-READ_BATCH = 256
-READ_TIMEOUT_S = 1.0
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -137,8 +136,19 @@ def _raw_text(raw: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
 def subject_for(record: DeadLetter) -> str:
     if record.reason == "invalid_event" or not record.event:
         return f"{DLQ_SUBJECT_PREFIX}.{INVALID_SUBJECT_TOKEN}"
-    tokens = (_TOKEN_UNSAFE.sub("_", t) or "_" for t in record.event.split("."))
-    return f"{DLQ_SUBJECT_PREFIX}.{'.'.join(tokens)}"
+    return f"{DLQ_SUBJECT_PREFIX}.{_event_tokens(record.event)}"
+
+
+def _event_tokens(event: str, wildcards: bool = False) -> str:
+    """An event name as subject tokens; a filter may keep wildcards (`job.*`, `job.>`)."""
+    tokens = event.split(".")
+    last = len(tokens) - 1
+    return ".".join(
+        t
+        if wildcards and (t == "*" or (t == ">" and n == last))
+        else _TOKEN_UNSAFE.sub("_", t) or "_"
+        for n, t in enumerate(tokens)
+    )
 
 
 def message_id(record: DeadLetter) -> str:
@@ -168,7 +178,8 @@ class Filter(msgspec.Struct, frozen=True):
     include_replayed: bool = False
 
     def subject(self) -> str:
-        return f"{DLQ_SUBJECT_PREFIX}.{self.event}" if self.event else f"{DLQ_SUBJECT_PREFIX}.>"
+        tokens = _event_tokens(self.event, wildcards=True) if self.event else ">"
+        return f"{DLQ_SUBJECT_PREFIX}.{tokens}"
 
     def accepts(self, stored: Stored) -> bool:
         if stored.replayed_at and not self.include_replayed:
@@ -184,38 +195,19 @@ def _host(url: str | None) -> str | None:
 
 async def read(js: JetStreamContext, stream: str, marks: KeyValue, wanted: Filter) -> list[Stored]:
     """Every dead letter in the stream that the filter accepts, oldest first."""
-    info = await js.stream_info(stream)
-    if info.state.messages == 0:
-        return []
-    config = _reader_config(wanted)
-    sub = await js.pull_subscribe(wanted.subject(), stream=stream, config=config)
-    try:
-        records = await _read_all(sub, info.state.last_seq, marks)
-    finally:
-        await sub.unsubscribe()
-    return [stored for stored in records if wanted.accepts(stored)]
+    found: list[Stored] = []
+    async for msg in bus.read_all(js, stream, wanted.subject(), _reader_config(wanted)):
+        stored = await _stored(msg.metadata.sequence.stream, msg.data, marks)
+        if wanted.accepts(stored):
+            found.append(stored)
+    return found
 
 
 def _reader_config(wanted: Filter) -> ConsumerConfig:
     if wanted.since_s is None:
-        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30)
+        return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
     start = datetime.now(UTC) - timedelta(seconds=wanted.since_s)
-    return ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start, inactive_threshold=30
-    )
-
-
-async def _read_all(
-    sub: JetStreamContext.PullSubscription, last_seq: int, marks: KeyValue
-) -> list[Stored]:
-    records: list[Stored] = []
-    while batch := await bus.fetch(sub, READ_BATCH, READ_TIMEOUT_S):
-        for msg in batch:
-            await msg.ack()
-            records.append(await _stored(msg.metadata.sequence.stream, msg.data, marks))
-            if msg.metadata.num_pending == 0 or msg.metadata.sequence.stream >= last_seq:
-                return records
-    return records
+    return ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start)
 
 
 async def _stored(seq: int, data: bytes, marks: KeyValue) -> Stored:
@@ -251,21 +243,49 @@ async def mark_replayed(marks: KeyValue, seq: int) -> None:
     await marks.put(str(seq), timestamp(time.time()).encode())
 
 
+class Replay(msgspec.Struct, frozen=True):
+    """One dead letter and the task that re-delivers it (None: nothing to deliver to)."""
+
+    stored: Stored
+    task: Task | None
+
+
+async def plan_replay(
+    js: JetStreamContext, settings: Settings, router: Router, wanted: Filter
+) -> list[Replay]:
+    """What replaying the filter's dead letters would do; reads only (a dry run stops here)."""
+    marks = await js.key_value(settings.replays_bucket)
+    found = await read(js, settings.dlq_stream, marks, wanted)
+    return [Replay(s, replay_task(s, lambda record: replay_target(record, router))) for s in found]
+
+
+async def requeue(
+    js: JetStreamContext,
+    settings: Settings,
+    plan: list[Replay],
+    pacer: Pacer | None = None,
+    progress: Callable[[int], None] = lambda _done: None,
+) -> tuple[int, int]:
+    """Queue the planned tasks (paced) and mark each replayed; (replayed, skipped) counts."""
+    marks = await js.key_value(settings.replays_bucket)
+    replayed = 0
+    for item in plan:
+        if item.task is None:
+            continue
+        if pacer is not None:
+            await pacer.wait()
+        await bus.publish_task(js, settings, item.task, patience_s=0)
+        await mark_replayed(marks, item.stored.seq)
+        replayed += 1
+        progress(replayed)
+    return replayed, len(plan) - replayed
+
+
 async def replay(
     js: JetStreamContext, settings: Settings, router: Router, wanted: Filter
 ) -> tuple[int, int]:
-    """Re-queue the dead letters the filter accepts; (replayed, skipped) counts."""
-    marks = await js.key_value(settings.replays_bucket)
-    replayed = skipped = 0
-    for stored in await read(js, settings.dlq_stream, marks, wanted):
-        task = replay_task(stored, lambda record: replay_target(record, router))
-        if task is None:
-            skipped += 1
-            continue
-        await bus.publish_task(js, settings, task, patience_s=0)
-        await mark_replayed(marks, stored.seq)
-        replayed += 1
-    return replayed, skipped
+    """Re-queue the dead letters the filter accepts, unpaced; (replayed, skipped) counts."""
+    return await requeue(js, settings, await plan_replay(js, settings, router, wanted))
 
 
 def replay_target(record: DeadLetter, router: Router) -> Target | None:

@@ -17,13 +17,17 @@ from bridge import __version__, bus, deadletter, retry
 from bridge.config import Settings
 from bridge.deadletter import Reason
 from bridge.delivery import AttemptResult, Deliverer, Request
+from bridge.deliverylog import DeliveryLog, Result, entry_for
 from bridge.limits import EndpointLimiter
 from bridge.observability import Metrics, log
 from bridge.routing import Router, host_of
 from bridge.signing import signature_headers
 from bridge.tasks import Attempt, Task, timestamp
+from bridge.throttle import Throttle
 
 USER_AGENT = f"webhook-bridge/{__version__}"
+FAILURE_LOG_BURST = 10  # failure lines per endpoint per window; the rest are counted
+FAILURE_LOG_WINDOW_S = 60.0
 
 
 class Delivered(msgspec.Struct, frozen=True):
@@ -74,6 +78,8 @@ class Dispatcher:
         self._deliverer = deliverer
         self._js = js
         self.metrics = metrics
+        self._delivery_log = DeliveryLog(js, metrics)
+        self._attempt_log = AttemptLog(metrics)
         self.limiter = EndpointLimiter(
             settings.endpoint_concurrency, max_total_waiting=settings.concurrency
         )
@@ -120,16 +126,26 @@ class Dispatcher:
         return secrets, {name: value.reveal() for name, value in hook.headers}
 
     async def follow_up(self, task: Task, result: AttemptResult) -> None:
-        done = _with_attempt(task, result)
         step = next_step(task, result, self._settings, time.time())
-        self.metrics.attempted(task, result)
-        log_attempt(done, result, step)
+        await self._record(task, result, step)
         if isinstance(step, RetryAt):
-            await self.defer(msgspec.structs.replace(done, not_before_s=step.not_before_s))
+            self.metrics.retry_scheduled(task)
+            done = _with_attempt(task, result, not_before_s=step.not_before_s)
+            await self.defer(done)
         elif isinstance(step, GiveUp):
-            await self.dead_letter(done, step.reason)
+            await self.dead_letter(_with_attempt(task, result), step.reason)
         else:
             self.metrics.delivered(task)
+
+    async def _record(self, task: Task, result: AttemptResult, step: Step) -> None:
+        """Metrics, the log line and the delivery log record of the attempt that just ran."""
+        self.metrics.attempted(task, result)
+        self._attempt_log.write(task, result, step)
+        entry = entry_for(task, result, *_result_of(step))
+        await self._delivery_log.write(task.target.url, entry)
+
+    async def flush(self, timeout_s: float) -> None:
+        await self._delivery_log.flush(timeout_s)
 
     async def dead_letter(self, task: Task, reason: Reason) -> None:
         await self.publish_dead_letter(deadletter.from_task(task, reason))
@@ -137,10 +153,12 @@ class Dispatcher:
     async def publish_dead_letter(self, record: deadletter.DeadLetter) -> None:
         await deadletter.publish(self._js, record, self._patience_s)
         endpoint = record.endpoint.id or host_of(record.endpoint.url or "")
-        self.metrics.dead_lettered(endpoint, record.reason)
+        # an invalid event never became a delivery: it has a dead letter but no endpoint
+        self.metrics.dead_lettered(endpoint or None, record.reason)
 
 
-def _with_attempt(task: Task, result: AttemptResult) -> Task:
+def _with_attempt(task: Task, result: AttemptResult, not_before_s: float = 0.0) -> Task:
+    """The task after this attempt: its record in the history, the next attempt number."""
     record = Attempt(
         attempt=task.attempt,
         at=timestamp(time.time() - result.duration_s),
@@ -149,25 +167,54 @@ def _with_attempt(task: Task, result: AttemptResult) -> Task:
         duration_ms=round(result.duration_s * 1000),
         outcome=result.outcome,
     )
-    return msgspec.structs.replace(task, attempt=task.attempt + 1, history=(*task.history, record))
-
-
-def log_attempt(task: Task, result: AttemptResult, step: Step) -> None:
-    level = "info" if result.ok else "warning"
-    getattr(log, level)(
-        "attempt",
-        event_id=task.event_id,
-        delivery_id=task.delivery_id,
-        job_id=task.job_id,
-        _event=task.event,
-        endpoint=task.target.endpoint,
-        attempt=task.attempt - 1,
-        status_code=result.status_code,
-        duration_ms=round(result.duration_s * 1000),
-        outcome=result.outcome,
-        message=result.message,
-        next=_describe(step),
+    history = (*task.history, record)
+    return msgspec.structs.replace(
+        task, attempt=task.attempt + 1, history=history, not_before_s=not_before_s
     )
+
+
+def _result_of(step: Step) -> tuple[Result, str | float | None]:
+    if isinstance(step, RetryAt):
+        return "retry", step.not_before_s
+    if isinstance(step, GiveUp):
+        return "dead_letter", step.reason
+    return "delivered", None
+
+
+class AttemptLog:
+    """One log line per attempt; repeated failures of one endpoint are throttled."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._throttle = Throttle(FAILURE_LOG_BURST, FAILURE_LOG_WINDOW_S)
+
+    def write(self, task: Task, result: AttemptResult, step: Step) -> None:
+        if result.ok:
+            log.info("attempt", **_attempt_fields(task, result, step))
+            return
+        verdict = self._throttle.admit(task.target.endpoint, time.monotonic())
+        if not verdict.log:
+            self._metrics.log_suppressed.inc()
+            return
+        extra = {"suppressed": verdict.suppressed} if verdict.suppressed else {}
+        log.warning("attempt", **_attempt_fields(task, result, step), **extra)
+
+
+def _attempt_fields(task: Task, result: AttemptResult, step: Step) -> dict[str, object]:
+    """`task.attempt` is the attempt that just ran."""
+    return {
+        "event_id": task.event_id,
+        "delivery_id": task.delivery_id,
+        "job_id": task.job_id,
+        "_event": task.event,
+        "endpoint": task.target.endpoint,
+        "attempt": task.attempt,
+        "status_code": result.status_code,
+        "duration_ms": round(result.duration_s * 1000),
+        "outcome": result.outcome,
+        "error": None if result.ok else result.message,
+        "next": _describe(step),
+    }
 
 
 def _describe(step: Step) -> str:

@@ -107,6 +107,11 @@ class BridgeProcess:
         return self._proc is not None and self._proc.returncode is None
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None, "bridge was never started"
+        return self._proc.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.returncode
 
@@ -155,6 +160,16 @@ class BridgeProcess:
         async with (
             aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
             session.get(self.admin_url(path), headers=headers) as response,
+        ):
+            return response.status, await response.text()
+
+    async def post(
+        self, path: str, body: Any = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, str]:
+        """POST JSON to an admin route; returns (status, body text)."""
+        async with (
+            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+            session.post(self.admin_url(path), json=body, headers=headers) as response,
         ):
             return response.status, await response.text()
 

@@ -337,3 +337,19 @@ def test_invalid_raw_is_capped_so_the_record_fits(size: int, truncated: bool) ->
     assert record.raw is not None
     assert len(record.raw) == min(size, deadletter.MAX_RAW_BYTES)
     assert len(deadletter.encode(record)) < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("event", "subject"),
+    [
+        (None, f"{PREFIX}.>"),
+        ("job.completed", f"{PREFIX}.job.completed"),
+        ("job.*", f"{PREFIX}.job.*"),
+        ("job.>", f"{PREFIX}.job.>"),
+        (">.x", f"{PREFIX}._.x"),
+        ("a b\r\n.c", f"{PREFIX}.a_b__.c"),
+        ("job..x", f"{PREFIX}.job._.x"),
+    ],
+)
+def test_filter_subject_is_always_a_valid_filter(event: str | None, subject: str) -> None:
+    assert Filter(event=event).subject() == subject

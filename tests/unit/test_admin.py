@@ -1,0 +1,128 @@
+"""The admin server's guard and parameter checks, served on loopback without NATS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.admin import Backend, build_app
+from bridge.config import load_settings
+from bridge.observability import Metrics
+from bridge.routing import Router
+
+TOKEN = "s3cret-admin-token"
+
+
+async def _client(env: dict[str, str]) -> TestClient[object, object]:
+    settings = load_settings(env)
+    backend = Backend(settings, Router(settings), Metrics())
+    client: TestClient[object, object] = TestClient(TestServer(build_app(backend, lambda: False)))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def guarded() -> AsyncIterator[TestClient[object, object]]:
+    client = await _client({"ADMIN_TOKEN": TOKEN})
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def open_admin() -> AsyncIterator[TestClient[object, object]]:
+    client = await _client({})
+    yield client
+    await client.close()
+
+
+ADMIN_GETS = ["/webhooks", "/deliveries", "/dlq"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [
+        (None, 401),
+        ("", 401),
+        (TOKEN, 401),
+        (f"Basic {TOKEN}", 401),
+        (f"Bearer {TOKEN}x", 401),
+        (f"Bearer {TOKEN[:-1]}", 401),
+        (f"Bearer{TOKEN}", 401),
+        ("Bearer ", 401),
+        (f"bearer  {TOKEN}", 503),
+        (f"Bearer {TOKEN}", 503),  # authorised; not connected to NATS in this test
+    ],
+)
+@pytest.mark.parametrize("path", ADMIN_GETS)
+async def test_token_guard(
+    guarded: TestClient[object, object], path: str, authorization: str | None, expected: int
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await guarded.get(path, headers=headers)
+    assert response.status == expected
+    if expected == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert TOKEN not in await response.text()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics", "/openapi.json"])
+async def test_public_routes_need_no_token(guarded: TestClient[object, object], path: str) -> None:
+    assert (await guarded.get(path)).status == 200
+
+
+async def test_readyz_is_public_and_503_until_ready(guarded: TestClient[object, object]) -> None:
+    assert (await guarded.get("/readyz")).status == 503
+
+
+async def test_without_token_reads_open_and_writes_refused(
+    open_admin: TestClient[object, object],
+) -> None:
+    for path in ADMIN_GETS:
+        assert (await open_admin.get(path)).status == 503, "open, but NATS is not connected"
+    response = await open_admin.post("/dlq/replay", json={})
+    assert response.status == 403
+    assert "ADMIN_TOKEN" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/deliveries?limit=0",
+        "/deliveries?limit=1001",
+        "/deliveries?limit=-1",
+        "/deliveries?limit=ten",
+        "/dlq?since=yesterday",
+        "/dlq?all=maybe",
+        "/dlq?limit=1.5",
+    ],
+)
+async def test_bad_parameters(guarded: TestClient[object, object], path: str) -> None:
+    response = await guarded.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status == 400
+    assert "\n" not in (await response.json())["error"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[1, 2]", b'"text"', b'{"since": 5}', b'{"all": "perhaps"}']
+)
+async def test_bad_replay_bodies(guarded: TestClient[object, object], body: bytes) -> None:
+    response = await guarded.post(
+        "/dlq/replay", data=body, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status == 400
+
+
+async def test_openapi_document_lists_every_route(guarded: TestClient[object, object]) -> None:
+    document = await (await guarded.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/webhooks",
+        "/deliveries",
+        "/dlq",
+        "/dlq/replay",
+    }
