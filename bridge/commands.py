@@ -9,18 +9,20 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from nats.aio.client import Client
 
-from bridge import bus, deadletter
+from bridge import bus, deadletter, terminal, views
 from bridge.app import Bridge
 from bridge.config import ConfigError, Settings
-from bridge.deadletter import Filter, Stored
+from bridge.deadletter import Filter, Replay, Stored
 from bridge.demo import run_demo
 from bridge.durations import parse_duration_s
 from bridge.embedded import EmbeddedNats, embedded_port
-from bridge.routing import Router
+from bridge.pacing import Pacer
+from bridge.routing import Router, host_of
 from bridge.settings_view import redacted
 from bridge.signing import verify_greenlight, verify_standard
 
@@ -117,30 +119,98 @@ async def _read(settings: Settings, nc: Client, wanted: Filter) -> list[Stored]:
 async def dlq_list(settings: Settings, wanted: Filter, *, as_json: bool) -> int:
     async with connected(settings) as nc:
         found = await _read(settings, nc, wanted)
-    for stored in found:
-        print(_json_line(stored) if as_json else _table_line(stored))
-    if not as_json:
-        print(f"{len(found)} dead letter(s)", file=sys.stderr)
+    if as_json:
+        for stored in found:
+            print(json.dumps(views.stored_view(stored)))
+        return 0
+    if found:
+        print(terminal.table(DLQ_COLUMNS, [_dlq_row(stored) for stored in found]))
+    print(f"{len(found)} dead letter(s)", file=sys.stderr)
     return 0
 
 
-def _json_line(stored: Stored) -> str:
-    record = json.loads(deadletter.encode(stored.record))
-    return json.dumps({"seq": stored.seq, "replayed_at": stored.replayed_at, **record})
+DLQ_COLUMNS = (
+    "SEQ",
+    "DEAD-LETTERED AT",
+    "EVENT",
+    "ENDPOINT",
+    "REASON",
+    "TRIES",
+    "DELIVERY",
+    "REPLAYED AT",
+)
 
 
-def _table_line(stored: Stored) -> str:
+def _dlq_row(stored: Stored) -> tuple[str, ...]:
     record = stored.record
-    where = record.endpoint.id or record.endpoint.url or "-"
-    replayed = f"  replayed {stored.replayed_at}" if stored.replayed_at else ""
-    columns = (str(stored.seq), record.dead_lettered_at, record.event or "-", where, record.reason)
-    return "  ".join(columns) + f"  {record.delivery_id}{replayed}"
+    endpoint = record.endpoint
+    where = endpoint.id or (host_of(endpoint.url) if endpoint.url else "-")
+    what = (record.dead_lettered_at, record.event or "-", where, record.reason)
+    tries = str(len(record.attempts))
+    return (str(stored.seq), *what, tries, record.delivery_id, stored.replayed_at or "-")
 
 
-async def dlq_replay(settings: Settings, wanted: Filter) -> int:
+async def dlq_replay(
+    settings: Settings, wanted: Filter, *, dry_run: bool, rate_per_s: float
+) -> int:
     async with connected(settings) as nc:
         js = nc.jetstream()
         await bus.ensure_topology(js, settings)
-        replayed, skipped = await deadletter.replay(js, settings, Router(settings), wanted)
+        plan = await deadletter.plan_replay(js, settings, Router(settings), wanted)
+        if dry_run:
+            return _show_plan(plan, rate_per_s)
+        pacer = Pacer(rate_per_s) if rate_per_s > 0 else None
+        total = sum(1 for item in plan if item.task is not None)
+        with terminal.Progress(sys.stderr, "replaying", total) as progress:
+            replayed, skipped = await deadletter.requeue(js, settings, plan, pacer, progress.update)
     print(f"replayed {replayed} dead letter(s), skipped {skipped} with nothing to deliver")
     return 0
+
+
+def _show_plan(plan: list[Replay], rate_per_s: float) -> int:
+    """The dry run's answer: what would be replayed or skipped; nothing was changed."""
+    rows = [(("replay" if item.task else "skip"), *_dlq_row(item.stored)) for item in plan]
+    if rows:
+        print(terminal.table(("ACTION", *DLQ_COLUMNS), rows))
+    replayable = sum(1 for item in plan if item.task is not None)
+    pace = f" at {rate_per_s:g}/s (about {replayable / rate_per_s:.0f} s)" if rate_per_s > 0 else ""
+    print(
+        f"dry run: would replay {replayable} dead letter(s){pace}, skip "
+        f"{len(plan) - replayable} with nothing to deliver; nothing was changed"
+    )
+    return 0
+
+
+async def deliveries(
+    settings: Settings, job_id: str | None, event_id: str | None, limit: int, *, as_json: bool
+) -> int:
+    async with connected(settings) as nc:
+        js = nc.jetstream()
+        await bus.ensure_topology(js, settings)
+        found = (await views.deliveries(js, settings, job_id, event_id, limit))["deliveries"]
+    if as_json:
+        for entry in found:
+            print(json.dumps(entry))
+        return 0
+    print(terminal.table(ATTEMPT_COLUMNS, [_attempt_row(entry) for entry in found]))
+    print(f"{len(found)} attempt(s)", file=sys.stderr)
+    return 0
+
+
+ATTEMPT_COLUMNS = ("AT", "EVENT", "ENDPOINT", "TRY", "RESULT", "NEXT", "DELIVERY")
+
+
+def _attempt_row(entry: dict[str, Any]) -> tuple[str, ...]:
+    endpoint = entry["endpoint"]
+    what = entry["result"] + (f" ({entry['reason']})" if entry.get("reason") else "")
+    where = endpoint.get("id") or endpoint.get("url") or "-"
+    attempt = str(entry["attempt"])
+    return (
+        entry["at"],
+        entry["event"],
+        where,
+        attempt,
+        entry["message"],
+        what,
+        entry["delivery_id"],
+    )

@@ -8,7 +8,6 @@ retried, a dead one ends in the dead-letter stream and is replayed once it recov
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import tempfile
 import time
@@ -26,6 +25,7 @@ from bridge.embedded import EmbeddedNats, free_port
 from bridge.observability import configure_logging
 from bridge.routing import Router
 from bridge.signing import verify_greenlight, verify_standard
+from bridge.tasks import timestamp
 
 SECRET = "demo-secret"
 DEADLINE_S = 60.0
@@ -37,7 +37,10 @@ class DemoReceivers:
 
     def __init__(self) -> None:
         self.delivered: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
         self.dead_alive = False
+        self.quiet = False  # set on Ctrl-C: nothing more is printed while cleaning up
+        self._attempts: Counter[str] = Counter()
         self._flaky_failures = 0
         self.port = 0
 
@@ -57,13 +60,20 @@ class DemoReceivers:
     async def _receive(self, request: web.Request) -> web.Response:
         name, body = request.match_info["name"], await request.read()
         status = self._status_for(name)
-        event = json.loads(body).get("event", "?")
-        if status == 200:
-            self.delivered[name] += 1
-            _say(f"  ✓ {event:<14} → {name:<6} {_verified(request, body)}")
-        else:
-            _say(f"  ✗ {event:<14} → {name:<6} answered {status}")
+        self._attempts[request.headers["X-Greenlight-Delivery"]] += 1
+        (self.delivered if status == 200 else self.failed)[name] += 1
+        if not self.quiet:
+            _say(self._line(name, request, body, status))
         return web.Response(status=status)
+
+    def _line(self, name: str, request: web.Request, body: bytes, status: int) -> str:
+        event = json.loads(body)
+        delivery = request.headers["X-Greenlight-Delivery"]
+        what = f"{event.get('event', '?'):<14} {event.get('job_id', '?'):<11} → {name:<6}"
+        attempt = f"attempt {self._attempts[delivery]}"
+        if status != 200:
+            return f"  ✗ {what} answered {status} ({attempt})"
+        return f"  ✓ {what} {delivery[:16]}…  {attempt}, {_verified(request, body)}"
 
     def _status_for(self, name: str) -> int:
         if name == "flaky" and self._flaky_failures < FLAKY_FAILURES:
@@ -84,8 +94,7 @@ def _verified(request: web.Request, body: bytes) -> str:
         body,
         headers["webhook-signature"],
     )
-    ok = "verified" if greenlight and standard else "SIGNATURE MISMATCH"
-    return f"{headers['X-Greenlight-Delivery'][:16]}…  signatures {ok}"
+    return "signatures verified" if greenlight and standard else "SIGNATURE MISMATCH"
 
 
 def _say(line: str) -> None:
@@ -105,27 +114,38 @@ def _settings(nats_url: str, receivers: DemoReceivers) -> Settings:
             "WEBHOOK_RETRY_MAX_WAIT": "1s",
             "WEBHOOK_TIMEOUT": "5s",
             "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            "SHUTDOWN_TIMEOUT": "2s",
         }
     )
 
 
-LIFECYCLE = [
-    ("job.queued", "j_demo_ok", "flaky"),
-    ("job.started", "j_demo_ok", None),
-    ("job.progress", "j_demo_ok", None),
-    ("job.completed", "j_demo_ok", None),
-    ("job.queued", "j_demo_bad", "dead"),
-    ("job.failed", "j_demo_bad", None),
+TASKS = ["convert-fdx-to-screenjson", "validate-screenjson"]
+OUTPUTS = [{"task": TASKS[0], "keys": ["screenplays/output/script/json/script.json"]}]
+# (event, job, per-job webhook, fields): one job succeeds, the other fails
+LIFECYCLE: list[tuple[str, str, str | None, dict[str, object]]] = [
+    ("job.queued", "j_demo_ok", "flaky", {"status": "queued"}),
+    ("job.started", "j_demo_ok", None, {"status": "running"}),
+    ("job.progress", "j_demo_ok", None, {"status": "running", "task": TASKS[0], "percent": 50}),
+    ("job.completed", "j_demo_ok", None, {"status": "success", "outputs": OUTPUTS}),
+    ("job.queued", "j_demo_bad", "dead", {"status": "queued"}),
+    ("job.failed", "j_demo_bad", None, {"status": "failed", "error": "validate-screenjson: bad"}),
 ]
 
 
+def _event_body(event: str, job_id: str, fields: dict[str, object]) -> dict[str, object]:
+    now = timestamp(time.time())
+    body: dict[str, object] = {"event": event, "job_id": job_id, "document_id": "12345"}
+    body |= {"tenant_id": "acme", "tasks": TASKS, "started_at": now, **fields}
+    if event in ("job.completed", "job.failed"):
+        body["finished_at"] = now
+    return body
+
+
 async def _publish_lifecycle(js: JetStreamContext, receivers: DemoReceivers) -> None:
-    for event, job_id, webhook in LIFECYCLE:
-        body: dict[str, object] = {"event": event, "job_id": job_id, "tenant_id": "acme"}
+    for event, job_id, webhook, fields in LIFECYCLE:
+        body = _event_body(event, job_id, fields)
         if webhook:
             body["webhook"] = receivers.url(webhook)
-        if event == "job.failed":
-            body["error"] = "validate-screenjson: schema mismatch"
         headers = {"Nats-Msg-Id": f"demo-{job_id}-{event}-{time.time_ns()}"}
         await js.publish(f"greenlight.events.{event}", json.dumps(body).encode(), headers=headers)
 
@@ -133,9 +153,21 @@ async def _publish_lifecycle(js: JetStreamContext, receivers: DemoReceivers) -> 
 async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not await check():
+        _honour_cancellation()
         if time.monotonic() > deadline:
             raise TimeoutError(f"demo gave up waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def _honour_cancellation() -> None:
+    """Raise if this task was cancelled but the cancellation got lost on the way.
+
+    On Python 3.11 `asyncio.wait_for` (inside nats-py requests) can swallow a cancellation
+    that lands as its inner future completes; the request returns and the caller carries on.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _dead_letters(js: JetStreamContext, settings: Settings) -> int:
@@ -161,45 +193,64 @@ async def _story(js: JetStreamContext, settings: Settings, receivers: DemoReceiv
     replayed, _skipped = await deadletter.replay(
         js, settings, Router(settings), deadletter.Filter()
     )
-    _say(f"  replayed {replayed} dead letter(s)")
 
     async def replay_done() -> bool:
         return receivers.delivered["dead"] == 2
 
     await _until(replay_done, "the replay")
+    _say(f"  replayed {replayed} dead letter(s), both delivered")
 
 
 async def run_demo(stopping: asyncio.Event) -> int:
+    """The whole demo, unless Ctrl-C (`stopping`) comes first: then clean up and return 130."""
     configure_logging("error", "console")
+    receivers = DemoReceivers()
+    demo = asyncio.create_task(_demo(receivers))
+    interrupted = asyncio.create_task(stopping.wait())
+    await asyncio.wait({demo, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    interrupted.cancel()
+    if demo.done():
+        return demo.result()
+    receivers.quiet = True
+    _say("\ninterrupted: stopping the bridge, the receivers and nats-server")
+    await _cancel(demo)  # every `finally` below runs: bridge, receivers, nats-server, temp dir
+    return 130
+
+
+async def _cancel(task: asyncio.Task[int]) -> None:
+    """Cancel `task` and wait for its clean-up; the demo's waits honour a lost cancellation."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # interrupted anyway: a failure while cleaning up is not news
+
+
+async def _demo(receivers: DemoReceivers) -> int:
+    started_s = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="webhook-bridge-demo-") as store:
         server = EmbeddedNats(Path(store), port=free_port())
-        receivers = DemoReceivers()
         runner = await receivers.start()
         try:
             nats_url = await server.start()
             _say(f"▶ embedded nats-server on {nats_url}, receivers on 127.0.0.1:{receivers.port}")
-            return await _with_bridge(_settings(nats_url, receivers), receivers, stopping)
+            await _with_bridge(_settings(nats_url, receivers), receivers)
         finally:
             await runner.cleanup()
             await server.stop()
+    _summary(receivers, time.monotonic() - started_s)
+    return 0
 
 
-async def _with_bridge(
-    settings: Settings, receivers: DemoReceivers, stopping: asyncio.Event
-) -> int:
+async def _with_bridge(settings: Settings, receivers: DemoReceivers) -> None:
     bridge, bridge_stopping = Bridge(settings), asyncio.Event()
     running = asyncio.create_task(bridge.run(bridge_stopping))
     try:
         await _until(_sync(bridge.ready), "the bridge to be ready")
         nc = await bus.connect(settings)
         try:
-            story = asyncio.create_task(_story(nc.jetstream(), settings, receivers))
-            if not await _unless_stopped(story, stopping):
-                return 130
+            await _story(nc.jetstream(), settings, receivers)
         finally:
             await nc.close()
-        _summary(receivers)
-        return 0
     finally:
         bridge_stopping.set()
         await running
@@ -212,24 +263,12 @@ def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return wrapped
 
 
-async def _unless_stopped(story: asyncio.Task[None], stopping: asyncio.Event) -> bool:
-    """Run the story unless Ctrl-C comes first; False when interrupted."""
-    stop = asyncio.create_task(stopping.wait())
-    done, _pending = await asyncio.wait({story, stop}, return_when=asyncio.FIRST_COMPLETED)
-    stop.cancel()
-    if story not in done:
-        story.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await story
-        _say("\ninterrupted: cleaning up")
-        return False
-    story.result()
-    return True
-
-
-def _summary(receivers: DemoReceivers) -> None:
-    counts = ", ".join(f"{name} {count}" for name, count in sorted(receivers.delivered.items()))
-    _say(f"\n✔ demo complete. Deliveries by receiver: {counts}.")
-    _say("  Every delivery carried valid X-Greenlight-Signature and Standard Webhooks signatures;")
-    _say("  the flaky receiver got its events after retries; the dead one's were dead-lettered,")
-    _say("  then replayed with the same delivery ids once it recovered.")
+def _summary(receivers: DemoReceivers, took_s: float) -> None:
+    delivered, failed = receivers.delivered, receivers.failed
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(delivered.items()))
+    _say(f"\n✔ demo complete in {took_s:.1f} s. Deliveries by receiver: {counts}.")
+    _say(f"  {len(LIFECYCLE)} events → {delivered.total()} deliveries, every one carrying a valid")
+    _say("    X-Greenlight-Signature and Standard Webhooks signature")
+    _say(f"  flaky: {failed['flaky']} attempts answered 503, then delivered by a retry")
+    _say(f"  dead:  {failed['dead']} attempts answered 500, 2 dead letters, replayed and")
+    _say("    delivered with the same delivery ids once it recovered")
