@@ -16,11 +16,12 @@ import time
 MAX_OVERFLOW_DELAY_S = 300.0
 SWEEP_INTERVAL_S = 10.0
 _INITIAL_DURATION_S = 0.1
+_MIN_DURATION_S = 0.001
 _EWMA_WEIGHT = 0.2
 
 
 class _Endpoint:
-    __slots__ = ("duration_s", "next_free_s", "semaphore", "users", "waiting")
+    __slots__ = ("duration_s", "next_free_s", "released_s", "semaphore", "users", "waiting")
 
     def __init__(self, limit: int) -> None:
         self.semaphore = asyncio.Semaphore(limit)
@@ -28,6 +29,7 @@ class _Endpoint:
         self.waiting = 0
         self.duration_s = _INITIAL_DURATION_S
         self.next_free_s = 0.0
+        self.released_s = time.monotonic()
 
 
 class EndpointLimiter:
@@ -40,12 +42,17 @@ class EndpointLimiter:
         self._endpoints: dict[str, _Endpoint] = {}
         self._next_sweep_s = 0.0
 
-    async def acquire(self, url: str, *, max_waiting: int = 0) -> bool:
+    async def acquire(
+        self, url: str, *, max_waiting: int = 0, timeout_s: float | None = None
+    ) -> bool:
         """Take a slot, waiting only if fewer than `max_waiting` wait for this endpoint and
         the process-wide waiting budget is not spent (many hanging endpoints must not park
-        every handler); False when the caller should hand the work back instead."""
+        every handler), and for at most `timeout_s`; False when the caller should hand the
+        work back instead."""
         self._sweep()
-        endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
+        endpoint = self._endpoints.get(url) or self._endpoints.setdefault(
+            url, _Endpoint(self._limit)
+        )
         busy = endpoint.semaphore.locked()
         if busy and not self._may_wait(endpoint, max_waiting):
             self._forget_if_idle(url, endpoint)
@@ -54,7 +61,10 @@ class EndpointLimiter:
         endpoint.waiting += busy
         self._total_waiting += busy
         try:
-            await endpoint.semaphore.acquire()
+            await _take(endpoint.semaphore, timeout_s if busy else None)
+        except TimeoutError:
+            self._leave(url, endpoint)
+            return False
         except asyncio.CancelledError:
             self._leave(url, endpoint)
             raise
@@ -62,6 +72,17 @@ class EndpointLimiter:
             endpoint.waiting -= busy
             self._total_waiting -= busy
         return True
+
+    def inline_queue(self, url: str, max_wait_s: float) -> int:
+        """How many may wait for `url` if none should wait longer than `max_wait_s`, judged
+        by the endpoint's observed attempt duration: a slow endpoint gets a short queue, and
+        one that finished nothing for `max_wait_s` (hanging, not yet timed out) gets none."""
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            return int(max_wait_s * self._limit / _INITIAL_DURATION_S)
+        if time.monotonic() - endpoint.released_s > max_wait_s:
+            return 0
+        return int(max_wait_s * self._limit / max(endpoint.duration_s, _MIN_DURATION_S))
 
     def _may_wait(self, endpoint: _Endpoint, max_waiting: int) -> bool:
         cap = self._max_total_waiting
@@ -73,6 +94,7 @@ class EndpointLimiter:
         if duration_s is not None:
             endpoint.duration_s += _EWMA_WEIGHT * (duration_s - endpoint.duration_s)
         endpoint.semaphore.release()
+        endpoint.released_s = time.monotonic()
         self._leave(url, endpoint)
 
     def overflow_delay_s(self, url: str, now_s: float | None = None) -> float:
@@ -103,3 +125,12 @@ class EndpointLimiter:
         self._next_sweep_s = now_s + SWEEP_INTERVAL_S
         for url, endpoint in list(self._endpoints.items()):
             self._forget_if_idle(url, endpoint)
+
+
+async def _take(semaphore: asyncio.Semaphore, timeout_s: float | None) -> None:
+    """Acquire, raising TimeoutError after `timeout_s` (no timer when None: the common case)."""
+    if timeout_s is None:
+        await semaphore.acquire()
+        return
+    async with asyncio.timeout(timeout_s):
+        await semaphore.acquire()

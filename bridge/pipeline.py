@@ -1,10 +1,10 @@
 """The JetStream side: fetch loops, and what happens to each event and each task message.
 
 Events: decode → remember/recall per-job webhooks → route → one first attempt per target,
-made inline when the endpoint has a free slot, else deferred as a task → ack the event once
-every target is delivered, queued for retry or dead-lettered. The common path (first attempt
-succeeds) costs one fetch and one ack, like a plain consumer; retries and deferrals pay for
-themselves by publishing a task.
+made inline when the endpoint has a free slot or soon will (a fast endpoint's short queue),
+else deferred as a task → ack the event once every target is delivered, queued for retry or
+dead-lettered. The common path (first attempt succeeds) costs one fetch and one ack, like a
+plain consumer; retries and deferrals pay for themselves by publishing a task.
 
 Tasks: wait until due (`nak(delay)`), take an endpoint slot (bounded queue, else hand back
 with the endpoint's overflow delay), attempt, then ack once the follow-up is published.
@@ -37,7 +37,9 @@ MAX_BATCH = 128
 ERROR_PAUSE_S = 1.0
 RECORD_HEADROOM_BYTES = 64 * 1024
 STRAGGLER_MARGIN_S = 0.2
+CANCEL_GRACE_S = 2.0
 TASK_QUEUE_FACTOR = 2
+INLINE_WAIT_S = 0.25
 
 
 class ConsumerLoop:
@@ -125,7 +127,8 @@ class ConsumerLoop:
             task.cancel()
             await _quietly(msg.nak())
         if leftovers:
-            await asyncio.wait([task for task, _ in leftovers])
+            # bounded: on 3.11 a handler inside asyncio.wait_for can swallow its cancellation
+            await asyncio.wait([task for task, _ in leftovers], timeout=CANCEL_GRACE_S)
             log.warning("handed back unfinished messages", consumer=self.name, count=len(leftovers))
         await self._hand_back_stragglers()
         await _quietly(self._sub.unsubscribe())
@@ -180,7 +183,7 @@ class EventHandler:
 
     async def _invalid(self, event: InvalidEvent) -> None:
         log.warning("invalid event", event_id=event.id, subject=event.subject, error=event.error)
-        self._metrics.invalid("invalid_event")
+        self._metrics.invalid(event.reason)
         await self._dispatcher.publish_dead_letter(deadletter.from_invalid(event))
 
     async def _route(self, event: Event) -> None:
@@ -189,7 +192,11 @@ class EventHandler:
         for unknown in route.unknown_ids:
             log.warning("unknown webhook id", event_id=event.id, webhook=unknown)
             await self._dispatcher.publish_dead_letter(deadletter.from_unknown(event, unknown))
-        await asyncio.gather(*(self._first(first_task(event, t)) for t in route.targets))
+        targets = route.targets
+        if len(targets) == 1:  # the common case needs no gather (a task and a future each)
+            await self._first(first_task(event, targets[0]))
+        else:
+            await asyncio.gather(*(self._first(first_task(event, t)) for t in targets))
 
     async def _job_webhooks(self, event: Event) -> tuple[str, ...]:
         """Per-job entries; noted synchronously so later events in this process see them."""
@@ -201,7 +208,13 @@ class EventHandler:
         return await self._jobs.remember(event.job_id, event.webhooks)
 
     async def _first(self, task: Task) -> None:
-        if await self._dispatcher.limiter.acquire(task.target.url):
+        """Attempt now, or after a short wait for a slot of an endpoint that answers fast
+        enough to serve the queue within INLINE_WAIT_S; else defer it as a task. A healthy
+        endpoint under a backlog so costs no task round trip, and a slow or hanging one holds
+        an event for INLINE_WAIT_S at most."""
+        limiter, url = self._dispatcher.limiter, task.target.url
+        queue = limiter.inline_queue(url, INLINE_WAIT_S)
+        if await limiter.acquire(url, max_waiting=queue, timeout_s=INLINE_WAIT_S):
             await self._dispatcher.attempt(task)
         else:
             await self._dispatcher.defer(task)

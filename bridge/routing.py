@@ -19,6 +19,7 @@ from bridge.config import NamedWebhook, Settings
 from bridge.events import Event
 
 Source = Literal["named", "default", "job"]
+FIXED_ROUTES_CACHED = 4096
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -45,17 +46,29 @@ class Router:
         self._named = {hook.id: hook for hook in settings.webhooks}
         self._defaults = [self._named[i] for i in settings.default_webhooks]
         self._default_urls = settings.default_webhook_urls
+        self._fixed: dict[tuple[str, str | None], tuple[Target, ...]] = {}
 
     def route(self, event: Event, remembered: tuple[str, ...] = ()) -> Route:
-        candidates = [_named_target(h) for h in self._defaults if matches(h, event)]
-        candidates += [Target(url, host_of(url), "default") for url in self._default_urls]
+        fixed = self._fixed_targets(event)
         entries = tuple(dict.fromkeys((*event.webhooks, *remembered)))
-        candidates += [t for e in entries if (t := self._job_target(e, event)) is not None]
+        if not entries:
+            return Route(targets=fixed, unknown_ids=())
+        jobs = [t for e in entries if (t := self._job_target(e, event)) is not None]
         unknown = tuple(e for e in entries if not is_url(e) and e not in self._named)
-        unique: dict[str, Target] = {}
-        for target in candidates:
-            unique.setdefault(target.url, target)
-        return Route(targets=tuple(unique.values()), unknown_ids=unknown)
+        return Route(targets=_unique([*fixed, *jobs]), unknown_ids=unknown)
+
+    def _fixed_targets(self, event: Event) -> tuple[Target, ...]:
+        """The configured targets: the same for every event of one name and tenant, so they
+        are worked out once per pair (glob matching and URL parsing cost per event)."""
+        key = (event.name, event.tenant_id)
+        found = self._fixed.get(key)
+        if found is None:
+            if len(self._fixed) >= FIXED_ROUTES_CACHED:
+                self._fixed.clear()  # names and tenants come from producers: stay bounded
+            named = [_named_target(h) for h in self._defaults if matches(h, event)]
+            urls = [Target(url, host_of(url), "default") for url in self._default_urls]
+            found = self._fixed[key] = _unique([*named, *urls])
+        return found
 
     def named(self, webhook_id: str) -> NamedWebhook | None:
         return self._named.get(webhook_id)
@@ -92,6 +105,14 @@ def delivery_id(event_id: str, destination: str) -> str:
     """Stable for one (event, URL) pair across retries, restarts and replays."""
     digest = hashlib.sha256(f"{event_id}\n{destination}".encode()).hexdigest()
     return f"dlv_{digest[:32]}"
+
+
+def _unique(targets: list[Target]) -> tuple[Target, ...]:
+    """De-duplicated by URL, the first one kept."""
+    unique: dict[str, Target] = {}
+    for target in targets:
+        unique.setdefault(target.url, target)
+    return tuple(unique.values())
 
 
 def _named_target(hook: NamedWebhook) -> Target:

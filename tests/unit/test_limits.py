@@ -217,3 +217,45 @@ async def test_process_wide_waiting_budget() -> None:
     for url in urls[:2]:
         limiter.release(url)
     assert all(await asyncio.gather(*waiters))
+
+
+@pytest.mark.parametrize(
+    ("limit", "durations_s", "max_wait_s", "queue"),
+    [
+        (16, [], 0.25, 40),  # unknown endpoint: the initial 100 ms estimate
+        (16, [0.005], 0.25, 49),  # one fast attempt moves the estimate a fifth of the way
+        (16, [0.005] * 30, 0.25, 781),
+        (16, [15.0], 0.25, 1),  # a timeout: hardly any queue
+        (16, [15.0] * 5, 0.25, 0),
+        (2, [0.0] * 60, 0.25, 500),  # instant answers: capped at 1 ms per attempt
+    ],
+)
+async def test_inline_queue_follows_the_observed_duration(
+    limit: int, durations_s: list[float], max_wait_s: float, queue: int
+) -> None:
+    limiter = EndpointLimiter(limit)
+    if durations_s:
+        await fill(limiter, URL, 1)  # keeps the endpoint busy, so its state is kept
+    for duration_s in durations_s:
+        await fill(limiter, URL, 1)
+        limiter.release(URL, duration_s)
+    assert limiter.inline_queue(URL, max_wait_s) == queue
+
+
+async def test_waiting_gives_up_after_the_timeout() -> None:
+    limiter = EndpointLimiter(1)
+    await fill(limiter, URL, 1)
+    assert not await limiter.acquire(URL, max_waiting=1, timeout_s=0.01)
+    assert limiter.in_use(URL) == 1  # the slot holder only; the waiter left
+    limiter.release(URL)
+    assert await limiter.acquire(URL, max_waiting=1, timeout_s=0.01)  # free: no wait at all
+
+
+async def test_endpoint_that_finishes_nothing_gets_no_queue(clock: Clock) -> None:
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 2)  # two attempts that hang
+    assert limiter.inline_queue(URL, 0.25) == 5  # just started: the initial estimate
+    clock.now_s += 0.3
+    assert limiter.inline_queue(URL, 0.25) == 0  # nothing finished for longer than the wait
+    limiter.release(URL, 0.1)
+    assert limiter.inline_queue(URL, 0.25) == 5  # answering again

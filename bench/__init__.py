@@ -1,0 +1,1 @@
+"""`make bench`: the bridge against a raw NATS → HTTP baseline, side by side (issue 5)."""

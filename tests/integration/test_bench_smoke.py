@@ -1,0 +1,37 @@
+"""`python -m bench` at tiny sizes: it starts its processes, measures, and prints the table.
+
+Figures at these sizes mean nothing, so nothing is asserted about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_TIMEOUT_S = 120.0
+# a backlog, the healthy-throughput reference and live latency: every kind of measurement
+ARGS = ("--runs", "1", "--scale", "0.001", "--backlog-events", "40", "--only", "1,4,5")
+
+
+@pytest.mark.e2e
+async def test_bench_prints_its_table(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "bench", *ARGS, "--workdir", str(tmp_path)]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), BENCH_TIMEOUT_S)
+    assert process.returncode == 0, err.decode(errors="replace")[-3000:]
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("machine: ")
+    header = next(line for line in lines if line.startswith("scenario"))
+    for column in ("bridge dlv/s", "raw dlv/s", "ratio", "CPU µs/dlv", "RSS MB"):
+        assert column in header
+    rows = [line.split()[0] for line in lines[lines.index(header) + 2 :]]
+    assert rows == ["1", "4", "5"]
+    assert "p50/p95/p99" in lines[-1]
+    assert "healthy throughput kept" in lines[-2]
