@@ -24,7 +24,7 @@ from bridge.config import Settings, load_settings
 from bridge.embedded import EmbeddedNats, free_port
 from bridge.observability import configure_logging
 from bridge.routing import Router
-from bridge.signing import verify_greenlight, verify_standard
+from bridge.signing import verify_delivery
 from bridge.tasks import timestamp
 
 SECRET = "demo-secret"
@@ -85,16 +85,8 @@ class DemoReceivers:
 
 
 def _verified(request: web.Request, body: bytes) -> str:
-    headers = request.headers
-    greenlight = verify_greenlight(SECRET, body, headers["X-Greenlight-Signature"])
-    standard = verify_standard(
-        SECRET,
-        headers["webhook-id"],
-        int(headers["webhook-timestamp"]),
-        body,
-        headers["webhook-signature"],
-    )
-    return "signatures verified" if greenlight and standard else "SIGNATURE MISMATCH"
+    verified = verify_delivery(SECRET, request.headers, body)
+    return "signatures verified" if verified else "SIGNATURE MISMATCH"
 
 
 def _say(line: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 GREENLIGHT_HEADER = "X-Greenlight-Signature"
 WEBHOOK_ID_HEADER = "webhook-id"
@@ -77,6 +77,19 @@ def verify_standard(secret: str, msg_id: str, timestamp_s: int, body: bytes, hea
     # Compare every entry, not stopping at the first hit, so timing does not reveal which.
     matches = [hmac.compare_digest(expected, _header_bytes(entry)) for entry in header.split()]
     return any(matches)
+
+
+def verify_delivery(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
+    """Both signatures of a delivery, as a receiver checks them; False if a header is missing."""
+    try:
+        timestamp_s = int(headers[WEBHOOK_TIMESTAMP_HEADER])
+        msg_id, standard = headers[WEBHOOK_ID_HEADER], headers[WEBHOOK_SIGNATURE_HEADER]
+        greenlight = headers[GREENLIGHT_HEADER]
+    except (KeyError, ValueError):
+        return False
+    return verify_standard(secret, msg_id, timestamp_s, body, standard) and verify_greenlight(
+        secret, body, greenlight
+    )
 
 
 def _header_bytes(header: str) -> bytes:

@@ -12,23 +12,11 @@ import os
 
 from aiohttp import web
 
-from bridge.signing import verify_greenlight, verify_standard
+from bridge.signing import verify_delivery
 
 SECRET = os.environ["WEBHOOK_SECRET"]
 PORT = int(os.environ.get("RECEIVER_PORT", "9000"))
 FLAKY_EVERY = 3
-
-
-def signatures_valid(request: web.Request, body: bytes) -> bool:
-    headers = request.headers
-    standard = verify_standard(
-        SECRET,
-        headers["webhook-id"],
-        int(headers["webhook-timestamp"]),
-        body,
-        headers["webhook-signature"],
-    )
-    return standard and verify_greenlight(SECRET, body, headers["X-Greenlight-Signature"])
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -37,7 +25,11 @@ async def receive(request: web.Request) -> web.Response:
     counts[name] = counts.get(name, 0) + 1
     status = 503 if name == "flaky" and counts[name] % FLAKY_EVERY == 0 else 200
     event = json.loads(body)
-    verdict = "signatures verified" if signatures_valid(request, body) else "SIGNATURE MISMATCH"
+    verdict = (
+        "signatures verified"
+        if verify_delivery(SECRET, request.headers, body)
+        else "SIGNATURE MISMATCH"
+    )
     where = f"{event.get('event')} {event.get('job_id')} → /hooks/{name}"
     print(f"{status} {where} {request.headers['X-Greenlight-Delivery']} {verdict}", flush=True)
     return web.Response(status=status)

@@ -19,6 +19,7 @@ from bridge.signing import (
     signature_headers,
     standard_key,
     standard_signature,
+    verify_delivery,
     verify_greenlight,
     verify_standard,
 )
@@ -206,3 +207,15 @@ GOOD_V1 = "v1,RBSg3OIGnAyg7iP+8rkiw8f/kV7b+gTlzJoIRuK1qjU="
 )
 def test_verify_standard(body: bytes, timestamp_s: int, msg_id: str, header: str, ok: bool) -> None:
     assert verify_standard("secret", msg_id, timestamp_s, body, header) is ok
+
+
+def test_verify_delivery_checks_both_headers_as_sent() -> None:
+    body = b'{"event":"job.completed"}'
+    headers = signature_headers(["s3cret"], "dlv_1", 1_768_386_600, body)
+    assert verify_delivery("s3cret", headers, body)
+    assert not verify_delivery("other", headers, body)
+    assert not verify_delivery("s3cret", headers, body + b" ")
+    for missing in headers:
+        partial = {k: v for k, v in headers.items() if k != missing}
+        assert not verify_delivery("s3cret", partial, body), missing
+    assert not verify_delivery("s3cret", {**headers, "webhook-timestamp": "soon"}, body)
