@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -134,12 +135,20 @@ def _event_body(event: str, job_id: str, fields: dict[str, object]) -> dict[str,
 
 
 async def _publish_lifecycle(js: JetStreamContext, receivers: DemoReceivers) -> None:
+    """Each event once the previous one reached erp, as a real job's events come, so the
+    output reads in lifecycle order (the bridge does not order events by default)."""
     for event, job_id, webhook, fields in LIFECYCLE:
         body = _event_body(event, job_id, fields)
         if webhook:
             body["webhook"] = receivers.url(webhook)
         headers = {"Nats-Msg-Id": f"demo-{job_id}-{event}-{time.time_ns()}"}
+        expected = receivers.delivered["erp"] + 1
         await js.publish(f"greenlight.events.{event}", json.dumps(body).encode(), headers=headers)
+        await _until(_sync(partial(_reached, receivers, expected)), f"{event} at erp")
+
+
+def _reached(receivers: DemoReceivers, deliveries: int) -> bool:
+    return receivers.delivered["erp"] >= deliveries
 
 
 async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
