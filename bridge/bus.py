@@ -13,6 +13,7 @@ Topology (created if missing, never silently changed when present):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -113,8 +114,10 @@ async def read_all(
     Reads through an ephemeral consumer without acks; it ends at the last message that was
     pending when the read began, so a busy stream cannot keep a reader going forever.
     """
-    config.ack_policy, config.inactive_threshold = AckPolicy.NONE, READER_IDLE_S
-    sub = await js.pull_subscribe(subject, stream=stream, config=config)
+    reader = dataclasses.replace(
+        config, ack_policy=AckPolicy.NONE, inactive_threshold=READER_IDLE_S
+    )
+    sub = await js.pull_subscribe(subject, stream=stream, config=reader)
     try:
         pending = (await sub.consumer_info()).num_pending or 0
         while pending > 0 and (batch := await fetch(sub, min(pending, READ_BATCH), READ_TIMEOUT_S)):

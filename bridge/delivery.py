@@ -44,6 +44,10 @@ class AttemptResult(msgspec.Struct, frozen=True):
     def ok(self) -> bool:
         return self.outcome == "success"
 
+    @property
+    def duration_ms(self) -> int:
+        return round(self.duration_s * 1000)
+
 
 class Deliverer:
     """Sends requests over a shared connection pool."""

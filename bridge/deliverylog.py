@@ -74,7 +74,7 @@ def entry_for(
         outcome=result.outcome,
         status_code=result.status_code,
         message=result.message,
-        duration_ms=round(result.duration_s * 1000),
+        duration_ms=result.duration_ms,
         result=outcome,
         retry_at=timestamp(detail) if isinstance(detail, float) else None,
         reason=detail if isinstance(detail, str) else None,

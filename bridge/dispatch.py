@@ -164,7 +164,7 @@ def _with_attempt(task: Task, result: AttemptResult, not_before_s: float = 0.0) 
         at=timestamp(time.time() - result.duration_s),
         status_code=result.status_code,
         error=None if result.ok else result.message,
-        duration_ms=round(result.duration_s * 1000),
+        duration_ms=result.duration_ms,
         outcome=result.outcome,
     )
     history = (*task.history, record)
@@ -210,7 +210,7 @@ def _attempt_fields(task: Task, result: AttemptResult, step: Step) -> dict[str, 
         "endpoint": task.target.endpoint,
         "attempt": task.attempt,
         "status_code": result.status_code,
-        "duration_ms": round(result.duration_s * 1000),
+        "duration_ms": result.duration_ms,
         "outcome": result.outcome,
         "error": None if result.ok else result.message,
         "next": _describe(step),
