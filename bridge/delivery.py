@@ -1,20 +1,21 @@
-"""One HTTP attempt with aiohttp; aiohttp's exceptions are translated here and nowhere else.
+"""One HTTP attempt; the client's exceptions are translated into outcomes here and nowhere else.
 
-Two client sessions share the process: one for URLs the operator configured (trusted), one
-whose resolver vets every address of per-job URLs before connecting to exactly those
-(untrusted). Redirects are never followed and at most 64 KiB of a response body is read.
+URLs the operator configured are trusted; per-job URLs are checked against the URL policy at
+every attempt and connected only to resolved addresses it accepts (unless private URLs are
+allowed). Redirects are never followed and at most 64 KiB of a response body is read.
 """
 
 from __future__ import annotations
 
-import asyncio
+import ssl
 import time
-from typing import Any, Literal
+from typing import Literal
 
-import aiohttp
 import msgspec
 
 from bridge import urlpolicy
+from bridge.http1 import ResponseError
+from bridge.httpclient import Client, ConnectFailed, Disconnected
 from bridge.secrets import redact_url
 
 Outcome = Literal["success", "http_error", "timeout", "connection_error", "blocked"]
@@ -50,7 +51,7 @@ class AttemptResult(msgspec.Struct, frozen=True):
 
 
 class Deliverer:
-    """Sends requests over a shared connection pool."""
+    """Sends requests over a shared pool of keep-alive connections."""
 
     def __init__(
         self,
@@ -61,98 +62,65 @@ class Deliverer:
         require_https: bool,
         allowed_cidrs: tuple[str, ...] = (),
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._timeout_s = timeout_s
-        self._pool_size = pool_size
-        self._allow_private = allow_private_urls
+        self._vet = not allow_private_urls
         self._require_https = require_https
-        self._address_policy = urlpolicy.AddressPolicy(allowed_cidrs)
-        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        policy = urlpolicy.AddressPolicy(allowed_cidrs)
+        self._client = Client(policy, max_idle=pool_size, max_body=MAX_RESPONSE_BYTES)
 
     async def start(self) -> None:
-        """Create the pools inside the running loop (aiohttp's resolver needs one)."""
-        self._sessions = {True: self._session(vetted=False), False: self._session(vetted=True)}
+        self._client.start()
 
     async def close(self) -> None:
-        await asyncio.gather(*(s.close() for s in self._sessions.values()))
+        self._client.close()
 
     async def post(self, request: Request) -> AttemptResult:
         started = time.monotonic()
         try:
             if not request.trusted:
                 urlpolicy.check_url(request.url, require_https=self._require_https)
-            status, retry_after = await self._send(request)
+            head = await self._client.post(
+                request.url,
+                request.body,
+                request.headers,
+                vetted=self._vet and not request.trusted,
+                timeout_s=self._timeout_s,
+            )
         except Exception as error:
             return _failure(error, time.monotonic() - started, self._timeout_s)
         duration_s = time.monotonic() - started
+        status = head.status
         if 200 <= status < 300:
             return AttemptResult("success", status, f"status code: {status}", duration_s)
         message = f"unexpected status code: {status}"
+        retry_after = head.retry_after if status in _RETRY_AFTER_STATUSES else None
         return AttemptResult("http_error", status, message, duration_s, retry_after)
-
-    async def _send(self, request: Request) -> tuple[int, str | None]:
-        session = self._sessions[request.trusted]
-        async with session.post(
-            request.url, data=request.body, headers=request.headers, allow_redirects=False
-        ) as response:
-            await _drain(response)
-            retry_after = None
-            if response.status in _RETRY_AFTER_STATUSES:
-                retry_after = response.headers.get("Retry-After")
-            return response.status, retry_after
-
-    def _session(self, *, vetted: bool) -> aiohttp.ClientSession:
-        """A pool; `vetted` ones connect only to addresses the URL policy accepted."""
-        vetting: dict[str, Any] = {}
-        if vetted and not self._allow_private:
-            policy = self._address_policy
-            vetting = {
-                "resolver": urlpolicy.VettingResolver(policy),
-                "socket_factory": policy.socket_factory,
-            }
-        connector = aiohttp.TCPConnector(
-            limit=self._pool_size, limit_per_host=0, ttl_dns_cache=10, **vetting
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            trust_env=False,
-            skip_auto_headers=("User-Agent",),
-        )
-
-
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    """Read at most MAX_RESPONSE_BYTES; a longer or stalled body closes the connection."""
-    received = 0
-    try:
-        while received < MAX_RESPONSE_BYTES:
-            chunk = await response.content.read(MAX_RESPONSE_BYTES - received)
-            if not chunk:
-                return
-            received += len(chunk)
-    except (aiohttp.ClientError, TimeoutError):
-        pass  # the status line already decided the outcome
-    response.close()
 
 
 def _failure(error: Exception, duration_s: float, timeout_s: float) -> AttemptResult:
     refused = urlpolicy.refused_from(error)
     if refused is not None:
         return AttemptResult("blocked", None, refused.reason, duration_s)
-    if isinstance(error, TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(error, TimeoutError):
         return AttemptResult("timeout", None, f"timeout after {timeout_s:g}s", duration_s)
     return AttemptResult("connection_error", None, describe_error(error), duration_s)
 
 
 def describe_error(error: BaseException) -> str:
     """One line for a network error, e.g. `connection refused (127.0.0.1:9)`."""
-    if isinstance(error, aiohttp.ClientConnectorError):
-        reason = error.os_error.strerror or type(error.os_error).__name__
-        return f"{reason.lower()} ({error.host}:{error.port})"
-    if isinstance(error, aiohttp.ServerDisconnectedError):
+    if isinstance(error, ConnectFailed):
+        return f"{_os_reason(error.cause)} ({error.host}:{error.port})"
+    if isinstance(error, Disconnected):
         return "server disconnected"
-    if isinstance(error, aiohttp.ClientResponseError):
-        return f"invalid response: {error.message}"
+    if isinstance(error, ResponseError):
+        return f"invalid response: {error}"
     # an unexpected error may quote the URL, password included
     text = redact_url(str(error).splitlines()[0]) if str(error) else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, ssl.SSLError):
+        reason = getattr(error, "reason", None) or "handshake failed"
+        return "tls: " + reason.lower().replace("_", " ")
+    return (error.strerror or str(error) or type(error).__name__).lower()

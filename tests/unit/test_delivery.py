@@ -1,47 +1,43 @@
-"""One attempt's response handling: the body read is capped, whatever the receiver sends."""
+"""How attempt errors read: one line, never a URL password."""
 
 from __future__ import annotations
 
-import aiohttp
+import ssl
+
 import pytest
 
-from bridge.delivery import MAX_RESPONSE_BYTES, _drain, describe_error
+from bridge.delivery import describe_error
+from bridge.http1 import ResponseError
+from bridge.httpclient import ConnectFailed, Disconnected
 
 
-class EndlessContent:
-    """A response body that never ends; counts what the reader took."""
-
-    def __init__(self) -> None:
-        self.taken = 0
-
-    async def read(self, n: int = -1) -> bytes:
-        assert n > 0, "an unbounded read of an endless body never returns"
-        chunk = min(n, 1 << 20)  # more than the cap in one go, if asked for it
-        self.taken += chunk
-        return b"x" * chunk
-
-
-class FakeResponse:
-    def __init__(self) -> None:
-        self.content = EndlessContent()
-        self.closed = False
-
-    def close(self) -> None:
-        self.closed = True
-
-
-async def test_an_endless_body_is_read_up_to_the_cap_and_the_connection_closed() -> None:
-    response = FakeResponse()
-    await _drain(response)  # type: ignore[arg-type]
-    assert response.content.taken == MAX_RESPONSE_BYTES == 64 * 1024
-    assert response.closed
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            ConnectFailed("127.0.0.1", 9, ConnectionRefusedError(111, "Connection refused")),
+            "connection refused (127.0.0.1:9)",
+        ),
+        (
+            ConnectFailed("h.test", 443, ssl.SSLCertVerificationError(1, "bad")),
+            "tls: handshake failed (h.test:443)",
+        ),
+        (Disconnected("server disconnected"), "server disconnected"),
+        (
+            ResponseError("bad status line b'HTP/1.1'"),
+            "invalid response: bad status line b'HTP/1.1'",
+        ),
+    ],
+)
+def test_network_errors_read_as_one_line(error: Exception, expected: str) -> None:
+    assert describe_error(error) == expected
 
 
 @pytest.mark.parametrize(
     "error",
     [
-        aiohttp.InvalidURL("http://user:hunter2@example.com:0/"),
         ValueError("cannot send to http://user:hunter2@example.com/\nsecond line"),
+        OSError("http://user:hunter2@example.com:0/ is unreachable"),
     ],
 )
 def test_error_descriptions_never_quote_url_passwords(error: Exception) -> None:

@@ -1,0 +1,220 @@
+"""The response side of HTTP/1.x, pure: a parser fed bytes as they arrive (no I/O here).
+
+The bridge only needs a response's status line, two headers (`Retry-After`, `Connection`) and
+where its body ends, so that the connection can carry the next request. Bodies are counted,
+never kept: after MAX_BODY bytes the parser stops and the connection is closed instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_CHUNK_LINE_BYTES = 4096
+_NO_BODY_STATUSES = frozenset({204, 304})
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_WANTED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"retry-after"})
+
+
+class ResponseError(Exception):
+    """The receiver's answer is not an HTTP/1.x response this parser can read."""
+
+
+class Head(NamedTuple):
+    status: int
+    retry_after: str | None
+
+
+class ParsedHead(NamedTuple):
+    status: int
+    http11: bool
+    fields: dict[bytes, bytes]
+
+
+def parse_head(block: bytes) -> ParsedHead:
+    """The status line and the wanted header fields of a head (without its final CRLFCRLF)."""
+    status_line, *lines = block.split(b"\r\n")
+    version, _, rest = status_line.partition(b" ")
+    code = rest[:3]
+    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in b" ":
+        raise ResponseError(f"bad status line {status_line[:40]!r}")
+    fields: dict[bytes, bytes] = {}
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name[-1:] in b" \t":
+            raise ResponseError(f"bad header line {line[:40]!r}")
+        key = name.lower()
+        if key in _WANTED:
+            _add_field(fields, key, value.strip())
+    return ParsedHead(int(code), version == b"HTTP/1.1", fields)
+
+
+def _add_field(fields: dict[bytes, bytes], key: bytes, value: bytes) -> None:
+    seen = fields.get(key)
+    if seen is None:
+        fields[key] = value
+    elif key == b"content-length" and seen != value:
+        raise ResponseError("conflicting Content-Length headers")
+    elif key != b"content-length":
+        fields[key] = seen + b", " + value
+
+
+class ResponseParser:
+    """One response: `head` once the head is in, `complete` once the body has ended.
+
+    `keep_alive` says whether the connection may carry another request afterwards. Informational
+    (1xx) heads are skipped; bytes after the end make the connection unfit for reuse.
+    """
+
+    def __init__(self, max_body: int) -> None:
+        self.head: Head | None = None
+        self.complete = False
+        self.keep_alive = False
+        self._max_body = max_body
+        self._buffer = bytearray()
+        self._body_read = 0
+        self._framing: _Framing | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.complete:  # bytes nobody asked for: the connection cannot be trusted again
+            self.keep_alive = False
+            return
+        self._buffer += data
+        if self._framing is None:
+            self._read_head()
+        if self._framing is not None:
+            self._read_body()
+
+    def eof(self) -> None:
+        """The peer closed: a body delimited by the close ends here; anything else is cut."""
+        if isinstance(self._framing, _UntilClose):
+            self._finish(keep_alive=False)
+        elif not self.complete:
+            self.keep_alive = False
+            raise ResponseError("connection closed before the end of the response")
+
+    def _read_head(self) -> None:
+        while self._framing is None:
+            end = self._buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
+            if end < 0:
+                if len(self._buffer) > MAX_HEAD_BYTES:
+                    raise ResponseError("response head larger than 64 KiB")
+                return
+            parsed = parse_head(bytes(self._buffer[:end]))
+            del self._buffer[: end + 4]
+            if not 100 <= parsed.status < 200 or parsed.status == 101:
+                self._start(parsed)
+
+    def _start(self, parsed: ParsedHead) -> None:
+        retry_after = parsed.fields.get(b"retry-after")
+        self.head = Head(parsed.status, None if retry_after is None else retry_after.decode())
+        self._framing = framing_of(parsed)
+        connection = parsed.fields.get(b"connection", b"").lower()
+        self.keep_alive = parsed.http11 and b"close" not in connection
+
+    def _read_body(self) -> None:
+        assert self._framing is not None
+        taken = self._framing.take(self._buffer)
+        self._body_read += taken
+        if self._framing.done:
+            self._finish(self.keep_alive and not self._buffer)
+        elif self._body_read > self._max_body:
+            self._finish(keep_alive=False)
+
+    def _finish(self, keep_alive: bool) -> None:
+        self.complete = True
+        self.keep_alive = keep_alive
+        self._buffer.clear()
+
+
+def framing_of(parsed: ParsedHead) -> _Framing:
+    """How the body of this response ends (RFC 9112 §6.3)."""
+    encoding = parsed.fields.get(b"transfer-encoding")
+    if encoding is not None:
+        if encoding.lower().rsplit(b",", 1)[-1].strip() != b"chunked":
+            return _UntilClose()
+        return _Chunked()
+    if parsed.status in _NO_BODY_STATUSES:
+        return _Length(0)
+    length = parsed.fields.get(b"content-length")
+    if length is None:
+        return _UntilClose()
+    if not length.isdigit():
+        raise ResponseError(f"bad Content-Length {length[:20]!r}")
+    return _Length(int(length))
+
+
+class _Framing:
+    done = False
+
+    def take(self, buffer: bytearray) -> int:
+        """Consume body bytes from `buffer`; returns how many body bytes were taken."""
+        raise NotImplementedError
+
+
+class _Length(_Framing):
+    def __init__(self, length: int) -> None:
+        self._left = length
+        self.done = length == 0
+
+    def take(self, buffer: bytearray) -> int:
+        taken = min(self._left, len(buffer))
+        del buffer[:taken]
+        self._left -= taken
+        self.done = self._left == 0
+        return taken
+
+
+class _UntilClose(_Framing):
+    def take(self, buffer: bytearray) -> int:
+        taken = len(buffer)
+        buffer.clear()
+        return taken
+
+
+class _Chunked(_Framing):
+    """Chunk sizes, data and trailers; data is counted and dropped."""
+
+    def __init__(self) -> None:
+        self._data_left = 0  # data bytes of the current chunk still to come, then its CRLF
+        self._in_trailers = False
+
+    def take(self, buffer: bytearray) -> int:
+        taken = 0
+        while not self.done and buffer:
+            if self._data_left:
+                taken += self._take_data(buffer)
+            elif not self._take_line(buffer):
+                break
+        return taken
+
+    def _take_data(self, buffer: bytearray) -> int:
+        step = min(self._data_left, len(buffer))
+        del buffer[:step]
+        self._data_left -= step
+        return step
+
+    def _take_line(self, buffer: bytearray) -> bool:
+        end = buffer.find(b"\r\n")
+        if end < 0:
+            if len(buffer) > MAX_CHUNK_LINE_BYTES:
+                raise ResponseError("chunk line too long")
+            return False
+        line = bytes(buffer[:end])
+        del buffer[: end + 2]
+        if self._in_trailers:
+            self.done = not line
+        else:
+            self._chunk_size(line)
+        return True
+
+    def _chunk_size(self, line: bytes) -> None:
+        text = line.split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(text):
+            raise ResponseError(f"bad chunk size {text[:20]!r}")
+        size = int(text, 16)
+        if size == 0:
+            self._in_trailers = True
+        else:
+            self._data_left = size + 2  # the data and the CRLF that ends it
