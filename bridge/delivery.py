@@ -7,6 +7,7 @@ allowed). Redirects are never followed and at most 64 KiB of a response body is 
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 from typing import Literal
@@ -98,9 +99,8 @@ class Deliverer:
 
 
 def _failure(error: Exception, duration_s: float, timeout_s: float) -> AttemptResult:
-    refused = urlpolicy.refused_from(error)
-    if refused is not None:
-        return AttemptResult("blocked", None, refused.reason, duration_s)
+    if isinstance(error, urlpolicy.UrlRefused):
+        return AttemptResult("blocked", None, error.reason, duration_s)
     if isinstance(error, TimeoutError):
         return AttemptResult("timeout", None, f"timeout after {timeout_s:g}s", duration_s)
     return AttemptResult("connection_error", None, describe_error(error), duration_s)
@@ -123,4 +123,6 @@ def _os_reason(error: OSError) -> str:
     if isinstance(error, ssl.SSLError):
         reason = getattr(error, "reason", None) or "handshake failed"
         return "tls: " + reason.lower().replace("_", " ")
-    return (error.strerror or str(error) or type(error).__name__).lower()
+    # asyncio's own loop puts "connect call failed (...)" in strerror; the errno reads better
+    text = os.strerror(error.errno) if error.errno else error.strerror
+    return (text or str(error) or type(error).__name__).lower()

@@ -17,6 +17,7 @@ import collections
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import cast
 
@@ -28,6 +29,7 @@ from bridge.urlpolicy import AddressPolicy
 IDLE_KEEPALIVE_S = 15.0  # an idle connection older than this is closed, not reused
 INLINE_BODY_BYTES = 16 * 1024  # smaller bodies are copied into the head's buffer: one write
 Origin = tuple[bool, str, str, int]  # (vetted, scheme, host, port)
+Resolve = Callable[[str, int], Awaitable[list[str]]]  # (host, port) → addresses, as text
 
 
 class Disconnected(Exception):
@@ -85,6 +87,12 @@ def _basic_auth(url: URL) -> str | None:
 @lru_cache(maxsize=4096)
 def target_of(url: str) -> Target:
     return Target(url)
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The system resolver's addresses for a name; an IP literal resolves to itself."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
 
 
 class Connection(asyncio.Protocol):
@@ -243,8 +251,16 @@ class Pool:
 class Client:
     """POSTs over pooled connections; `vetted` ones connect only to addresses the policy accepts."""
 
-    def __init__(self, policy: AddressPolicy, *, max_idle: int, max_body: int) -> None:
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        *,
+        max_idle: int,
+        max_body: int,
+        resolve: Resolve | None = None,
+    ) -> None:
         self._policy = policy
+        self._resolve = resolve or system_resolve  # tests answer names from a table
         self._pool = Pool(max_idle)
         self._max_body = max_body
         self._tls = ssl.create_default_context()
@@ -306,12 +322,8 @@ class Client:
 
     async def _vetted_addresses(self, target: Target) -> list[str]:
         """Every address of the name, each vetted: one forbidden answer refuses the name."""
-        loop = asyncio.get_running_loop()
         try:
-            infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+            addresses = await self._resolve(target.host, target.port)
         except OSError as error:
             raise ConnectFailed(target.host, target.port, error) from error
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        for address in addresses:
-            self._policy.vet(target.host, address)
-        return addresses
+        return self._policy.vet_all(target.host, addresses)

@@ -4,35 +4,28 @@ Per-job URLs are untrusted input. Unless private URLs are allowed, a URL whose h
 or resolves to, a loopback, private, link-local, CGNAT, multicast, broadcast,
 documentation, benchmarking, reserved or unspecified address is refused — IPv4-mapped,
 NAT64 and 6to4 forms are unwrapped first, and one forbidden address among several is
-enough. The check sits where aiohttp resolves and connects, so the connection goes to
-exactly the vetted addresses and a rebinding DNS server gets no second question:
+enough.
 
-    policy = AddressPolicy(allowed_cidrs)
-    connector = aiohttp.TCPConnector(
-        resolver=VettingResolver(policy), socket_factory=policy.socket_factory
-    )
+`check_url` judges the URL's syntax before any connection. `AddressPolicy.vet_all` judges
+addresses where bridge.httpclient opens a connection: the client resolves the host (an IP
+literal resolves to itself), passes every answer through `vet_all` and connects to exactly
+the addresses it returns: what was vetted is what gets called, and a rebinding DNS server
+gets no second question between the check and the connect. That client never follows redirects
+(a 3xx could point anywhere) and never uses a proxy (a proxy would be vetted instead of the
+target).
 
 `allowed_cidrs` (WEBHOOK_ALLOWED_CIDRS) are networks the operator lets per-job URLs reach
 although they are forbidden otherwise, e.g. an internal receiver's subnet.
 
-Both parts are needed: aiohttp sends host names through the resolver, but connects to IP
-literals (``http://127.0.0.1/``) without asking it, so the socket factory checks those.
-Use that connector with ``trust_env=False`` (a proxy would be vetted instead of the target)
-and without following redirects (a 3xx could point anywhere).
-
-Refusals raise UrlRefused. aiohttp wraps it (see UrlRefused); ``refused_from`` gets it back.
+Refusals raise UrlRefused; its reason is the error of the `blocked_url` dead letter.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.connector import AddrInfoType
-from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -46,47 +39,16 @@ _SHOWN_HOST_CHARS = 100
 _NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
 
 
-class UrlRefused(OSError):
+class UrlRefused(Exception):
     """A URL the policy will not call. `.reason` is one line naming the host, never userinfo.
 
-    It is an OSError because aiohttp turns an OSError from the resolver into
-    ClientConnectorDNSError, and one from the socket factory into ClientConnectorError,
-    keeping the original as `.os_error` and `__cause__`; any other exception type would
-    escape aiohttp's connection bookkeeping half-handled. `refused_from` recovers it.
+    Not an OSError, so that no `except OSError` on the connection path (a failed lookup, a
+    failed connect) can take a refusal for a network error and carry on.
     """
 
     def __init__(self, reason: str) -> None:
-        # (errno, strerror) so aiohttp's wrapper shows the reason: "Cannot connect ... [reason]"
-        super().__init__(None, reason)
+        super().__init__(reason)
         self.reason = reason
-
-    def __str__(self) -> str:
-        return self.reason
-
-
-def refused_from(exc: BaseException) -> UrlRefused | None:
-    """The UrlRefused behind an aiohttp client error, or None for any other failure.
-
-    Walks `.os_error` (aiohttp's ClientConnectorError), `__cause__`, `__context__` and the
-    members of exception groups, so further wrapping by callers does not hide it.
-    """
-    pending: list[BaseException] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if isinstance(current, UrlRefused):
-            return current
-        if id(current) not in seen:
-            seen.add(id(current))
-            pending.extend(_linked_errors(current))
-    return None
-
-
-def _linked_errors(exc: BaseException) -> list[BaseException]:
-    links: list[object] = [getattr(exc, "os_error", None), exc.__cause__, exc.__context__]
-    if isinstance(exc, BaseExceptionGroup):
-        links.extend(exc.exceptions)
-    return [link for link in links if isinstance(link, BaseException)]
 
 
 def _networks(*rows: tuple[str, str]) -> tuple[tuple[Network, str], ...]:
@@ -159,7 +121,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 def check_url(url: str, *, require_https: bool) -> None:
     """Refuse a URL that is not a plain absolute http(s) URL with a host.
 
-    Syntax only: which addresses the host may reach is VettingResolver's job.
+    Syntax only: which addresses the host may reach is AddressPolicy's job.
     """
     if len(url) > MAX_URL_LENGTH:
         raise UrlRefused(f"URL is {len(url)} characters long, over {MAX_URL_LENGTH}")
@@ -233,16 +195,16 @@ class AddressPolicy:
             raise UrlRefused(f"{_shown(host)}: {reason} address")
         raise UrlRefused(f"{_shown(host)}: resolves to {reason} address {address}")
 
-    def socket_factory(self, addr_info: AddrInfoType) -> socket.socket:
-        """aiohttp `socket_factory`: refuses a forbidden address before its socket exists.
+    def vet_all(self, host: str, addresses: Iterable[str]) -> list[str]:
+        """`host`'s resolved addresses, de-duplicated in order, once every one is vetted.
 
-        aiohttp connects to IP literals without asking the resolver; this is where they are
-        checked. For names it re-checks what VettingResolver already passed.
+        One forbidden answer refuses the name: the client falls back from one address to the
+        next when a connect fails, so every answer is one it may end up calling.
         """
-        family, type_, proto, _, sockaddr = addr_info
-        address = str(sockaddr[0])
-        self.vet(address, address)
-        return socket.socket(family=family, type=type_, proto=proto)
+        unique = list(dict.fromkeys(addresses))
+        for address in unique:
+            self.vet(host, address)
+        return unique
 
 
 def _forms(address: IPAddress) -> tuple[IPAddress, ...]:
@@ -252,29 +214,6 @@ def _forms(address: IPAddress) -> tuple[IPAddress, ...]:
         if embedded is not None:
             return (address, embedded)
     return (address,)
-
-
-class VettingResolver(AbstractResolver):
-    """Resolves with `inner`, then refuses the host if any of its addresses is forbidden.
-
-    aiohttp connects to exactly the addresses returned here, so what was vetted is what
-    gets called. A refusal raises UrlRefused before any connection is attempted.
-    """
-
-    def __init__(self, policy: AddressPolicy, inner: AbstractResolver | None = None) -> None:
-        self._policy = policy
-        self._inner = inner if inner is not None else ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        for result in results:
-            self._policy.vet(host, result["host"])
-        return list(results)
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 def _ip_or_none(text: str) -> IPAddress | None:

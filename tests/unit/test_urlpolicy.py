@@ -1,32 +1,33 @@
-"""The SSRF guard: address classes, URL syntax, and refusal inside a real aiohttp session.
+"""The SSRF guard: address classes, URL syntax, and refusal by the bridge's own HTTP client.
 
-Only loopback is ever connected to. Names are answered by a fake resolver, and sessions
-that could reach a non-loopback address use a socket factory that never makes a socket.
+The address tables are pure. The client tests run `bridge.httpclient.Client` with a fake
+`resolve` (a table of name -> answers) or the system resolver for IP literals and localhost,
+against a loopback receiver. Every connection the client tries is seen on the event loop,
+and only loopback ones are let through: nothing else is ever connected to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.connector import AddrInfoType
+from harness.receiver import Receiver
 
+from bridge.delivery import AttemptResult, Deliverer, Request
+from bridge.http1 import Head
+from bridge.httpclient import Client, ConnectFailed, Resolve
 from bridge.urlpolicy import (
     MAX_URL_LENGTH,
     AddressPolicy,
     UrlRefused,
-    VettingResolver,
     check_url,
     forbidden_reason,
     parse_networks,
-    refused_from,
 )
 
 DEFAULT_POLICY = AddressPolicy()
@@ -130,7 +131,7 @@ def test_public_addresses_are_allowed(address: str) -> None:
         ("https://example.com./", True),
         ("https://bücher.example/", True),
         ("http://1e100.net/", False),
-        # Syntax only: the address policy is the resolver's and socket factory's job.
+        # Syntax only: which addresses may be called is AddressPolicy's job.
         ("http://127.0.0.1:9/", False),
         ("http://[::1]:9/", False),
         ("http://[::ffff:127.0.0.1]/", False),
@@ -186,140 +187,41 @@ def test_check_url_reason_stays_short_for_long_hosts() -> None:
     assert len(refused.value.reason) < 150
 
 
-# --- UrlRefused and refused_from --------------------------------------------------------
+# --- UrlRefused -------------------------------------------------------------------------
 
 
-def test_url_refused_is_an_oserror_with_its_reason() -> None:
+def test_url_refused_carries_its_reason() -> None:
     refused = UrlRefused("h: loopback address")
-    assert isinstance(refused, OSError)
-    assert refused.reason == str(refused) == refused.strerror == "h: loopback address"
+    assert refused.reason == str(refused) == "h: loopback address"
+    assert not isinstance(refused, OSError)  # never taken for a failed connect
 
 
-def _raised_from(cause: Exception) -> Exception:
-    try:
-        try:
-            raise cause
-        except Exception as inner:
-            raise RuntimeError("wrapped") from inner
-    except RuntimeError as outer:
-        return outer
+# --- AddressPolicy.vet_all: a name's answers, pure ----------------------------------------
 
 
-def _raised_during(context: Exception) -> Exception:
-    try:
-        try:
-            raise context
-        except Exception:
-            raise RuntimeError("while handling") from None
-    except RuntimeError as outer:
-        return outer
-
-
-REFUSED = UrlRefused("x: private address")
-
-
-@pytest.mark.parametrize(
-    ("exc", "found"),
-    [
-        (REFUSED, REFUSED),
-        (_raised_from(REFUSED), REFUSED),
-        (_raised_during(REFUSED), REFUSED),
-        (_raised_from(_raised_from(REFUSED)), REFUSED),
-        (ExceptionGroup("many", [ValueError("v"), _raised_from(REFUSED)]), REFUSED),
-        (ConnectionRefusedError(errno.ECONNREFUSED, "refused"), None),
-        (_raised_from(OSError("plain")), None),
-        (ValueError("unrelated"), None),
-    ],
-)
-def test_refused_from(exc: BaseException, found: UrlRefused | None) -> None:
-    assert refused_from(exc) is found
-
-
-def test_refused_from_survives_cycles() -> None:
-    first, second = RuntimeError("a"), RuntimeError("b")
-    first.__context__, second.__context__ = second, first
-    assert refused_from(first) is None
-
-
-# --- VettingResolver and vetting_socket_factory, called directly -----------------------
-
-
-def _result(name: str, address: str, port: int) -> ResolveResult:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return ResolveResult(hostname=name, host=address, port=port, family=family, proto=0, flags=0)
-
-
-class FakeResolver(AbstractResolver):
-    """Answers from a table, or from a list of tables for successive lookups of a name."""
-
-    def __init__(self, answers: Mapping[str, Sequence[Sequence[str]]]) -> None:
-        self._answers = answers
-        self.lookups: list[str] = []
-        self.closed = False
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        answers = self._answers[host]
-        answer = answers[min(self.lookups.count(host), len(answers) - 1)]
-        self.lookups.append(host)
-        return [_result(host, address, port) for address in answer]
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-def fake(name: str, *addresses: str) -> FakeResolver:
-    return FakeResolver({name: [addresses]})
-
-
-async def test_resolver_returns_exactly_the_vetted_addresses() -> None:
-    resolver = VettingResolver(DEFAULT_POLICY, fake("public.test", "8.8.8.8", "2606:4700::1111"))
-    results = await resolver.resolve("public.test", 443, socket.AF_UNSPEC)
-    assert results == [
-        _result("public.test", "8.8.8.8", 443),
-        _result("public.test", "2606:4700::1111", 443),
-    ]
+def test_vet_all_returns_exactly_the_vetted_addresses_once_each() -> None:
+    answers = ["8.8.8.8", "2606:4700::1111", "8.8.8.8"]
+    assert DEFAULT_POLICY.vet_all("public.test", answers) == ["8.8.8.8", "2606:4700::1111"]
 
 
 @pytest.mark.parametrize(("address", "reason"), FORBIDDEN)
-async def test_resolver_refuses_every_forbidden_class(address: str, reason: str) -> None:
-    resolver = VettingResolver(DEFAULT_POLICY, fake("rebind.test", "8.8.8.8", address))
+def test_one_forbidden_answer_refuses_the_name(address: str, reason: str) -> None:
     with pytest.raises(UrlRefused) as refused:
-        await resolver.resolve("rebind.test", 443)
+        DEFAULT_POLICY.vet_all("rebind.test", ["8.8.8.8", address])
     assert refused.value.reason.startswith(f"rebind.test: resolves to {reason} address ")
 
 
-async def test_resolver_refuses_unreadable_answers() -> None:
-    resolver = VettingResolver(DEFAULT_POLICY, fake("odd.test", "not-an-address"))
-    with pytest.raises(UrlRefused, match="unreadable"):
-        await resolver.resolve("odd.test", 443)
-
-
-async def test_resolver_closes_its_inner_resolver() -> None:
-    inner = fake("public.test", "8.8.8.8")
-    await VettingResolver(DEFAULT_POLICY, inner).close()
-    assert inner.closed
-
-
-def _addr_info(address: str, port: int = 443) -> AddrInfoType:
-    if ":" in address:
-        return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port, 0, 0))
-    return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))
-
-
 @pytest.mark.parametrize(("address", "reason"), FORBIDDEN)
-def test_socket_factory_refuses_every_forbidden_class(address: str, reason: str) -> None:
+def test_ip_literals_are_refused_by_their_class(address: str, reason: str) -> None:
+    # An IP literal resolves to itself; the reason then names it once.
     with pytest.raises(UrlRefused) as refused:
-        DEFAULT_POLICY.socket_factory(_addr_info(address))
+        DEFAULT_POLICY.vet_all(address, [address])
     assert refused.value.reason == f"{address}: {reason} address"
 
 
-def test_socket_factory_makes_an_unconnected_socket_for_public_addresses() -> None:
-    with DEFAULT_POLICY.socket_factory(_addr_info("8.8.8.8")) as sock:
-        assert sock.family == socket.AF_INET
-        with pytest.raises(OSError, match=r"."):
-            sock.getpeername()  # never connected
+def test_unreadable_answers_are_refused() -> None:
+    with pytest.raises(UrlRefused, match=r"odd.test: resolved to an unreadable address"):
+        DEFAULT_POLICY.vet_all("odd.test", ["not-an-address"])
 
 
 # --- AddressPolicy with WEBHOOK_ALLOWED_CIDRS --------------------------------------------
@@ -356,130 +258,121 @@ def test_parse_networks_names_the_bad_entry(cidr: str) -> None:
         parse_networks([cidr])
 
 
-async def test_allowed_cidrs_apply_to_every_resolved_address() -> None:
+def test_allowed_cidrs_apply_to_every_resolved_address() -> None:
     policy = AddressPolicy(["10.1.0.0/16"])
-    allowed = VettingResolver(policy, fake("internal.test", "10.1.0.7"))
-    assert [r["host"] for r in await allowed.resolve("internal.test", 443)] == ["10.1.0.7"]
-    mixed = VettingResolver(policy, fake("mixed.test", "10.1.0.7", "10.2.0.7"))
+    assert policy.vet_all("internal.test", ["10.1.0.7"]) == ["10.1.0.7"]
     with pytest.raises(UrlRefused, match=r"mixed.test: resolves to private address 10.2.0.7"):
-        await mixed.resolve("mixed.test", 443)
+        policy.vet_all("mixed.test", ["10.1.0.7", "10.2.0.7"])
 
 
 def test_allowed_cidrs_apply_to_ip_literals() -> None:
     policy = AddressPolicy(["192.168.7.0/24"])
-    with policy.socket_factory(_addr_info("192.168.7.9")) as sock:
-        assert sock.family == socket.AF_INET
-    with pytest.raises(UrlRefused, match=r"192.168.8.9: private address"):
-        policy.socket_factory(_addr_info("192.168.8.9"))
+    assert policy.vet_all("192.168.7.9", ["192.168.7.9"]) == ["192.168.7.9"]
+    with pytest.raises(UrlRefused, match=r"^192.168.8.9: private address$"):
+        policy.vet_all("192.168.8.9", ["192.168.8.9"])
 
 
-# --- inside a real aiohttp session ------------------------------------------------------
+# --- in the bridge's HTTP client, against a loopback receiver ------------------------------
+
+LOOPBACK_ONLY = AddressPolicy(["127.0.0.1/32"])  # lets one loopback address be called
+TIMEOUT_S = 10.0
 
 
-@dataclass
-class Receiver:
-    port: int
-    hits: list[str] = field(default_factory=list)
+class FakeDns:
+    """A `resolve` answering from a table; successive lookups of a name take successive
+    answers, the last one repeating. Unknown names fail as the system resolver's do."""
+
+    def __init__(self, answers: Mapping[str, Sequence[Sequence[str]]]) -> None:
+        self._answers = answers
+        self.lookups: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        answers = self._answers.get(host)
+        if answers is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return list(answers[min(self.lookups.count(host), len(answers)) - 1])
+
+
+def dns(name: str, *addresses: str) -> FakeDns:
+    return FakeDns({name: [addresses]})
+
+
+Attempts = list[tuple[str, int]]  # every (host, port) the client tried to connect to
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """An aiohttp server on 127.0.0.1 that counts what reaches it."""
+async def attempts(monkeypatch: pytest.MonkeyPatch) -> Attempts:
+    """Records each connection attempt on the running loop; refuses any but loopback."""
+    loop = asyncio.get_running_loop()
+    connect = loop.create_connection
+    seen: Attempts = []
 
-    async def handle(request: web.Request) -> web.Response:
-        found.hits.append(request.path)
-        return web.Response(text="ok")
+    async def recording(factory: Any, host: str, port: int, **options: Any) -> Any:
+        seen.append((host, port))
+        if not ipaddress.ip_address(host).is_loopback:  # a name fails here too: no lookup
+            raise OSError(errno.ENETUNREACH, "this test never connects outside loopback")
+        return await connect(factory, host, port, **options)
 
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    found = Receiver(port=runner.addresses[0][1])
-    yield found
-    await runner.cleanup()
+    monkeypatch.setattr(loop, "create_connection", recording)
+    return seen
 
 
-class NeverConnects:
-    """Socket factory for tests: records the address aiohttp would call, makes no socket."""
-
-    def __init__(self) -> None:
-        self.addresses: list[str] = []
-
-    def __call__(self, addr_info: AddrInfoType) -> socket.socket:
-        self.addresses.append(str(addr_info[4][0]))
-        raise OSError(errno.ENETUNREACH, "test never connects outside loopback")
+MakeClient = Callable[..., Client]
 
 
-TIMEOUT = aiohttp.ClientTimeout(total=10)
+@pytest.fixture
+async def make_client() -> AsyncIterator[MakeClient]:
+    """`make_client(policy, resolve)` builds a Client; all are closed at teardown."""
+    made: list[Client] = []
+
+    def make(policy: AddressPolicy = DEFAULT_POLICY, resolve: Resolve | None = None) -> Client:
+        made.append(Client(policy, max_idle=4, max_body=1024, resolve=resolve))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
-async def _post(connector: aiohttp.TCPConnector, url: str) -> aiohttp.ClientError:
-    """POST through a fresh session and return the client error it must raise."""
-    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
-        return await _post_in(session, url)
+async def post(client: Client, url: str, *, vetted: bool = True) -> Head:
+    headers = {"Content-Type": "application/json"}
+    return await client.post(url, b"{}", headers, vetted=vetted, timeout_s=TIMEOUT_S)
 
 
-async def _post_in(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientError:
-    with pytest.raises(aiohttp.ClientError) as raised:
-        async with session.post(url, data=b"{}"):
-            pass
-    return raised.value
+async def refusal(client: Client, url: str) -> str:
+    with pytest.raises(UrlRefused) as refused:
+        await post(client, url)
+    return refused.value.reason
 
 
-def vetted(
-    inner: AbstractResolver | None = None, policy: AddressPolicy = DEFAULT_POLICY
-) -> aiohttp.TCPConnector:
-    return aiohttp.TCPConnector(
-        resolver=VettingResolver(policy, inner), socket_factory=policy.socket_factory
-    )
+async def test_the_receiver_is_reachable_without_the_guard(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
+) -> None:
+    assert await post(make_client(), receiver.url("/hook"), vetted=False) == Head(200, None)
+    assert receiver.count("/hook") == 1
+    assert attempts == [("127.0.0.1", receiver.port)]
 
 
-async def test_the_receiver_is_reachable_without_the_guard(receiver: Receiver) -> None:
-    async with (
-        aiohttp.ClientSession(timeout=TIMEOUT) as session,
-        session.post(f"http://127.0.0.1:{receiver.port}/", data=b"{}") as response,
-    ):
-        assert response.status == 200
-    assert receiver.hits == ["/"]
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+async def test_ip_literals_are_refused_before_connecting(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts, host: str
+) -> None:
+    # The system resolver: an IP literal goes through it and is vetted like any answer.
+    reason = await refusal(make_client(), f"http://{host}:{receiver.port}/hook")
+    assert reason == f"{host.strip('[]')}: loopback address"
+    assert receiver.count() == 0
+    assert attempts == []
 
 
-async def test_ip_literal_is_refused_by_the_socket_factory(receiver: Receiver) -> None:
-    error = await _post(vetted(), f"http://127.0.0.1:{receiver.port}/")
-    assert isinstance(error, aiohttp.ClientConnectorError)
-    assert not isinstance(error, aiohttp.ClientConnectorDNSError)
-    refused = refused_from(error)
-    assert refused is not None
-    assert refused.reason == "127.0.0.1: loopback address"
-    assert error.os_error is refused
-    assert receiver.hits == []
-
-
-async def test_ipv6_literal_is_refused_before_connecting() -> None:
-    error = await _post(vetted(), "http://[::1]:9/")
-    refused = refused_from(error)
-    assert refused is not None
-    assert refused.reason == "::1: loopback address"
-
-
-async def test_localhost_is_refused_by_the_resolver(receiver: Receiver) -> None:
-    # The real ThreadedResolver: localhost comes from the hosts file, no network.
-    error = await _post(vetted(), f"http://localhost:{receiver.port}/")
-    assert isinstance(error, aiohttp.ClientConnectorDNSError)
-    refused = refused_from(error)
-    assert refused is not None
-    assert refused.reason.startswith("localhost: resolves to loopback address ")
-    assert error.os_error is refused
-    assert receiver.hits == []
-
-
-def _resolver_guarded(inner: AbstractResolver) -> tuple[aiohttp.TCPConnector, NeverConnects]:
-    never = NeverConnects()
-    connector = aiohttp.TCPConnector(
-        resolver=VettingResolver(DEFAULT_POLICY, inner), socket_factory=never, use_dns_cache=False
-    )
-    return connector, never
+async def test_localhost_is_refused_by_the_system_resolver(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
+) -> None:
+    # localhost comes from the hosts file: no network.
+    reason = await refusal(make_client(), f"http://localhost:{receiver.port}/hook")
+    assert reason.startswith("localhost: resolves to loopback address ")
+    assert receiver.count() == 0
+    assert attempts == []
 
 
 REBIND_ADDRESSES = [
@@ -502,67 +395,130 @@ REBIND_ADDRESSES = [
 
 @pytest.mark.parametrize(
     "addresses",
-    [*([address] for address in REBIND_ADDRESSES), ["8.8.8.8", "10.0.0.1"], REBIND_ADDRESSES],
+    [*([address] for address in REBIND_ADDRESSES), ["127.0.0.1", "10.0.0.1"], REBIND_ADDRESSES],
 )
-async def test_forbidden_names_are_refused_in_the_resolver(addresses: list[str]) -> None:
-    inner = fake("rebind.test", *addresses)
-    connector, never = _resolver_guarded(inner)
-    error = await _post(connector, "https://rebind.test/hook")
-    assert isinstance(error, aiohttp.ClientConnectorDNSError)
-    refused = refused_from(error)
-    assert refused is not None
-    assert refused.reason.startswith("rebind.test: resolves to ")
-    assert inner.lookups == ["rebind.test"]
-    assert never.addresses == []  # refused before any socket was asked for
+async def test_forbidden_names_are_refused_before_any_connection(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts, addresses: list[str]
+) -> None:
+    # 127.0.0.1 is allowed here: a guard that picked the allowed answer would hit the receiver.
+    resolve = dns("rebind.test", *addresses)
+    client = make_client(LOOPBACK_ONLY, resolve)
+    reason = await refusal(client, f"http://rebind.test:{receiver.port}/hook")
+    assert reason.startswith("rebind.test: resolves to ")
+    assert resolve.lookups == ["rebind.test"]
+    assert attempts == []
+    assert receiver.count() == 0
 
 
-async def test_aiohttp_calls_exactly_the_vetted_addresses() -> None:
-    connector, never = _resolver_guarded(fake("public.test", "8.8.8.8", "2606:4700::1111"))
-    error = await _post(connector, "http://public.test/hook")
-    assert refused_from(error) is None  # a plain connection error stays one
-    assert sorted(never.addresses) == ["2606:4700::1111", "8.8.8.8"]
+async def test_the_client_connects_to_exactly_the_vetted_addresses(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
+) -> None:
+    resolve = dns("hooks.test", "127.0.0.1", "127.0.0.1")
+    client = make_client(LOOPBACK_ONLY, resolve)
+    assert await post(client, f"http://hooks.test:{receiver.port}/hook") == Head(200, None)
+    assert attempts == [("127.0.0.1", receiver.port)]
+    [request] = receiver.received("/hook")
+    assert request.headers["Host"] == f"hooks.test:{receiver.port}"  # the name, not the address
 
 
-async def test_a_rebinding_answer_is_refused_not_called() -> None:
-    inner = FakeResolver({"rebind.test": [["8.8.8.8"], ["127.0.0.1"]]})
-    connector, never = _resolver_guarded(inner)
-    async with aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session:
-        errors = [await _post_in(session, "http://rebind.test/") for _ in range(2)]
-    assert refused_from(errors[0]) is None
-    refused = refused_from(errors[1])
-    assert refused is not None
-    assert refused.reason == "rebind.test: resolves to loopback address 127.0.0.1"
-    assert never.addresses == ["8.8.8.8"]
+def rebinding_dns() -> FakeDns:
+    """Allowed (under LOOPBACK_ONLY) at the first lookup, private from the second on."""
+    return FakeDns({"rebind.test": [["127.0.0.1"], ["10.0.0.1"]]})
 
 
-async def test_a_plain_connection_error_is_not_a_refusal() -> None:
-    with socket.socket() as probe:  # bound, never listening, then closed: nothing answers
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    error = await _post(aiohttp.TCPConnector(), f"http://127.0.0.1:{port}/")
-    assert isinstance(error, aiohttp.ClientConnectorError)
-    assert refused_from(error) is None
+async def test_a_rebinding_answer_is_refused_not_called(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
+) -> None:
+    receiver.reply("/hook", 200, headers={"Connection": "close"})  # the next POST reconnects
+    resolve = rebinding_dns()
+    client = make_client(LOOPBACK_ONLY, resolve)
+    url = f"http://rebind.test:{receiver.port}/hook"
+    assert await post(client, url) == Head(200, None)
+    assert await refusal(client, url) == "rebind.test: resolves to private address 10.0.0.1"
+    assert resolve.lookups == ["rebind.test", "rebind.test"]
+    assert attempts == [("127.0.0.1", receiver.port)]
+    assert receiver.count("/hook") == 1
 
 
-async def test_allowed_loopback_cidr_reaches_the_receiver(receiver: Receiver) -> None:
-    connector = vetted(policy=AddressPolicy(["127.0.0.0/8"]))
-    async with (
-        aiohttp.ClientSession(connector=connector, timeout=TIMEOUT) as session,
-        session.post(f"http://127.0.0.1:{receiver.port}/", data=b"{}") as response,
-    ):
-        assert response.status == 200
-    assert receiver.hits == ["/"]
+async def test_a_kept_alive_connection_returns_to_its_vetted_address_without_a_lookup(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
+) -> None:
+    resolve = rebinding_dns()
+    client = make_client(LOOPBACK_ONLY, resolve)
+    url = f"http://rebind.test:{receiver.port}/hook"
+    for _ in range(2):
+        assert await post(client, url) == Head(200, None)
+    assert resolve.lookups == ["rebind.test"]
+    assert attempts == [("127.0.0.1", receiver.port)]
+    assert receiver.count("/hook") == 2
+
+
+async def test_allowed_loopback_cidr_reaches_the_receiver(
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
+) -> None:
+    client = make_client(AddressPolicy(["127.0.0.0/8"]))  # the system resolver
+    assert await post(client, receiver.url("/hook")) == Head(200, None)
+    assert receiver.count("/hook") == 1
+    assert attempts == [("127.0.0.1", receiver.port)]
 
 
 async def test_localhost_is_refused_while_any_of_its_addresses_is_not_allowed(
-    receiver: Receiver,
+    make_client: MakeClient, receiver: Receiver, attempts: Attempts
 ) -> None:
     # localhost may also resolve to ::1: allowing only 127.0.0.0/8 is then not enough.
-    inner = fake("localhost", "127.0.0.1", "::1")
-    error = await _post(
-        vetted(inner, AddressPolicy(["127.0.0.0/8"])), f"http://localhost:{receiver.port}/"
+    client = make_client(AddressPolicy(["127.0.0.0/8"]), dns("localhost", "127.0.0.1", "::1"))
+    reason = await refusal(client, f"http://localhost:{receiver.port}/hook")
+    assert reason == "localhost: resolves to loopback address ::1"
+    assert receiver.count() == 0
+    assert attempts == []
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:  # bound, never listening, then closed: nothing answers
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",  # the system resolver
+        "hooks.test",
+        "nowhere.test",  # the lookup itself fails
+    ],
+)
+async def test_a_plain_connection_error_is_not_a_refusal(
+    make_client: MakeClient, attempts: Attempts, host: str
+) -> None:
+    resolve = None if host == "127.0.0.1" else dns("hooks.test", "127.0.0.1")
+    port = closed_port()
+    with pytest.raises(ConnectFailed) as failure:
+        await post(make_client(LOOPBACK_ONLY, resolve), f"http://{host}:{port}/hook")
+    assert (failure.value.host, failure.value.port) == (host, port)
+    assert attempts == ([] if host == "nowhere.test" else [("127.0.0.1", port)])
+
+
+async def deliver_to_closed_port(allow_private_urls: bool) -> tuple[AttemptResult, int]:
+    deliverer = Deliverer(
+        timeout_s=TIMEOUT_S, pool_size=4, allow_private_urls=allow_private_urls, require_https=False
     )
-    refused = refused_from(error)
-    assert refused is not None
-    assert refused.reason == "localhost: resolves to loopback address ::1"
-    assert receiver.hits == []
+    port = closed_port()
+    result = await deliverer.post(Request(f"http://127.0.0.1:{port}/hook", b"{}", {}, False))
+    await deliverer.close()
+    return result, port
+
+
+async def test_the_deliverer_reports_a_refusal_as_blocked(attempts: Attempts) -> None:
+    result, _port = await deliver_to_closed_port(allow_private_urls=False)
+    assert (result.outcome, result.message) == ("blocked", "127.0.0.1: loopback address")
+    assert attempts == []
+
+
+async def test_the_deliverer_reports_a_closed_port_as_a_connection_error(
+    attempts: Attempts,
+) -> None:
+    result, port = await deliver_to_closed_port(allow_private_urls=True)
+    assert result.outcome == "connection_error"
+    assert result.message.endswith(f"(127.0.0.1:{port})")  # its start depends on the loop
+    assert attempts == [("127.0.0.1", port)]
