@@ -24,6 +24,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from harness.ports import LOOPBACK
 
 SHUTDOWN_TIMEOUT_S = 2.0
+# Bridges open many connections at once; past a full accept queue (aiohttp's default is 128)
+# the kernel drops SYNs, and the client's retransmit a second later reads as a timeout.
+LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class Receiver:
             app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=False
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, LOOPBACK, 0).start()
+        await web.TCPSite(self._runner, LOOPBACK, 0, backlog=LISTEN_BACKLOG).start()
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
