@@ -58,6 +58,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_tls_key: str | None
     nats_ack_wait_s: float
     nats_stream_max_age_s: float
+    nats_replicas: int
     max_event_bytes: int
     dlq_stream: str
     dlq_max_age_s: float
@@ -279,6 +280,7 @@ FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "NATS_TLS_KEY": ("nats_tls_key", "", _optional_file),
     "NATS_ACK_WAIT": ("nats_ack_wait_s", "30s", _positive_duration),
     "NATS_STREAM_MAX_AGE": ("nats_stream_max_age_s", "7d", _positive_duration),
+    "NATS_REPLICAS": ("nats_replicas", 1, _int_at_least(1, 5)),
     "MAX_EVENT_BYTES": ("max_event_bytes", 1024 * 1024, _int_at_least(64, 64 * 1024 * 1024)),
     "DLQ_STREAM": ("dlq_stream", "GREENLIGHT_WEBHOOKS_DLQ", _stream_name),
     "DLQ_MAX_AGE": ("dlq_max_age_s", "14d", _positive_duration),

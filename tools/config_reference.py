@@ -35,6 +35,8 @@ MEANINGS = {
     "NATS_ACK_WAIT": "redelivery deadline of unacked messages (at least "
     "twice `WEBHOOK_TIMEOUT` + 5s is used)",
     "NATS_STREAM_MAX_AGE": "retention of the events stream when the bridge creates it",
+    "NATS_REPLICAS": "copies of every stream and KV bucket the bridge creates (1 to 5; "
+    "3 on a 3-node cluster); consumers follow their stream",
     "MAX_EVENT_BYTES": "bigger events are dead-lettered (`invalid_event`); capped at the "
     "server's `max_payload` less 64 KiB",
     "DLQ_STREAM": "dead-letter stream (subjects `greenlight.webhooks.dlq.>`)",

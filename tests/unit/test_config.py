@@ -49,6 +49,7 @@ def yaml_error_of(tmp_path: Path, text: str, **env: str) -> str:
         ("nats_stream", "GREENLIGHT_EVENTS"),
         ("nats_subjects", ("greenlight.events.>",)),
         ("nats_durable", "webhook-bridge"),
+        ("nats_replicas", 1),
         ("nats_password", None),
         ("nats_token", None),
         ("dlq_stream", "GREENLIGHT_WEBHOOKS_DLQ"),
@@ -103,6 +104,8 @@ def test_durations(text: str, seconds: float) -> None:
         ({"LOG_FORMAT": "console"}, "log_format", "console"),
         ({"WEBHOOK_ALLOW_PRIVATE_URLS": "yes"}, "allow_private_urls", True),
         ({"WEBHOOK_ALLOW_PRIVATE_URLS": "0"}, "allow_private_urls", False),
+        ({"NATS_REPLICAS": "3"}, "nats_replicas", 3),
+        ({"NATS_REPLICAS": "5"}, "nats_replicas", 5),
         (
             {"NATS_URL": "nats://a:4222, tls://b:4222"},
             "nats_urls",
@@ -141,6 +144,9 @@ def test_env_values(env: dict[str, str], field: str, expected: Any) -> None:
         ({"NATS_URL": "http://x"}, "NATS_URL"),
         ({"NATS_URL": ""}, "NATS_URL"),
         ({"NATS_STREAM": "has space"}, "NATS_STREAM"),
+        ({"NATS_REPLICAS": "0"}, "NATS_REPLICAS"),
+        ({"NATS_REPLICAS": "6"}, "NATS_REPLICAS"),
+        ({"NATS_REPLICAS": "three"}, "NATS_REPLICAS"),
         ({"DEFAULT_WEBHOOK_URLS": "ftp://x"}, "DEFAULT_WEBHOOK_URLS"),
         ({"DEFAULT_WEBHOOK_URLS": "not a url"}, "DEFAULT_WEBHOOK_URLS"),
         ({"DEFAULT_WEBHOOKS": "nope"}, "DEFAULT_WEBHOOKS"),
@@ -294,6 +300,7 @@ ONE_HOOK = "webhooks:\n  - id: erp\n    url: https://erp.example.com/h\n"
         (ONE_HOOK + "    active: maybe\n", "webhooks[0].active"),
         ("webhook_timeout: abc\n", "webhook_timeout"),
         ("http_port: 70000\n", "http_port"),
+        ("nats_replicas: 7\n", "nats_replicas"),
         ("webhook_max_retry: true\n", "webhook_max_retry"),
     ],
 )
@@ -320,6 +327,7 @@ def test_yaml_require_https_applies_to_webhooks(tmp_path: Path) -> None:
         ("webhook_max_retry: 7\n", {}, "max_retry", 7),
         ("webhook_max_retry: 7\n", {"WEBHOOK_MAX_RETRY": "1"}, "max_retry", 1),
         ("http_port: 9090\n", {}, "http_port", 9090),
+        ("nats_replicas: 3\n", {}, "nats_replicas", 3),
         ("webhook_allow_private_urls: true\n", {}, "allow_private_urls", True),
         ("log_level: debug\n", {"LOG_LEVEL": "error"}, "log_level", "error"),
         (
