@@ -147,6 +147,11 @@ class BridgeProcess:
 
             await wait_for(ready, timeout_s, lambda: f"{self.name} not ready: {self.tail()}")
 
+    async def status(self, path: str) -> int | None:
+        """The status code of GET `path` (e.g. /readyz); None while nothing answers."""
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+            return await self._get_status(session, path)
+
     async def _get_status(self, session: aiohttp.ClientSession, path: str) -> int | None:
         try:
             async with session.get(self.admin_url(path)) as response:
