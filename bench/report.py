@@ -68,7 +68,11 @@ def _notes(scenario: Scenario, runs: list[Run]) -> str:
         return _latency_note(runs)
     if scenario.reference:
         kept = _median_ratio(runs, "bridge", "reference")
-        return f"healthy throughput kept {kept:.0%} (vs the same 3 without the dead one)"
+        cpu_us = _median(runs, "reference", "cpu_us")
+        return (
+            f"healthy throughput kept {kept:.0%} (vs the same 3 without the dead one, "
+            f"which took {cpu_us:.0f} µs/dlv)"
+        )
     if scenario.workers > 1:
         return f"{scenario.workers} worker processes vs raw single process"
     return f"{runs[0]['bridge'].deliveries:,} deliveries"

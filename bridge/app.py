@@ -102,7 +102,7 @@ class Bridge:
         )
         await deliverer.start()
         loops = await self._loops(
-            js, deliverer, event_size_limit(self.settings.max_event_bytes, nc.max_payload)
+            nc, deliverer, event_size_limit(self.settings.max_event_bytes, nc.max_payload)
         )
         self._bound = True
         self.backend.js = js
@@ -115,12 +115,12 @@ class Bridge:
             await self._shutdown(nc, loops, deliverer)
 
     async def _loops(
-        self, js: JetStreamContext, deliverer: Deliverer, max_event_bytes: int
+        self, nc: Client, deliverer: Deliverer, max_event_bytes: int
     ) -> list[ConsumerLoop]:
-        settings = self.settings
+        settings, js = self.settings, nc.jetstream()
         kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
         dispatcher = self._dispatcher = Dispatcher(
-            settings, self.router, deliverer, js, self.metrics
+            settings, self.router, deliverer, nc, self.metrics
         )
         jobs = self._jobs = JobWebhooks(kv, settings.job_webhook_ttl_s)
         on_event = EventHandler(settings, self.router, jobs, dispatcher, max_event_bytes)

@@ -2,9 +2,14 @@
 
 Records go to `greenlight.webhooks.log.<url>.<job>.<event>`, each token a short hash, so
 the server's subject index finds one job's or one event's attempts, or an endpoint's latest,
-without a scan. Writes are JetStream publishes whose acks are checked in the background:
-recording an attempt never adds a round trip to the delivery it describes. A write that fails
-or is not acknowledged in time is counted in `webhook_bridge_delivery_log_errors_total`.
+without a scan. Recording an attempt never adds a round trip to the delivery it describes:
+- records of failed attempts are JetStream publishes whose acks are checked in the
+  background; one that fails or is not acknowledged in time is counted in
+  `webhook_bridge_delivery_log_errors_total`;
+- records of successful attempts, the common path, are plain NATS publishes that the stream
+  stores without acknowledging: an ack costs the client about 14 µs of CPU, a tenth of a whole
+  delivery. Such a record is lost only when the stream cannot store it (no JetStream leader),
+  and it tells what the receiver's 2xx and the acked event already guarantee.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Literal
 
 import msgspec
 import nats.js.errors
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 
@@ -112,8 +118,9 @@ _DECODER = msgspec.json.Decoder(Entry)
 class DeliveryLog:
     """Writes records without waiting; confirms them in the background."""
 
-    def __init__(self, js: JetStreamContext, metrics: Metrics) -> None:
+    def __init__(self, js: JetStreamContext, nc: Client, metrics: Metrics) -> None:
         self._js = js
+        self._nc = nc
         self._metrics = metrics
         self._unconfirmed: collections.deque[tuple[float, asyncio.Future[PubAck]]] = (
             collections.deque()
@@ -121,6 +128,19 @@ class DeliveryLog:
         self._outstanding = 0
 
     async def write(self, url: str, entry: Entry) -> None:
+        if entry.result == "delivered":
+            await self._publish_unconfirmed(url, entry)
+        else:
+            await self._publish_confirmed(url, entry)
+
+    async def _publish_unconfirmed(self, url: str, entry: Entry) -> None:
+        subject = subject_for(url, entry.job_id or "", entry.event_id)
+        try:
+            await self._nc.publish(subject, _ENCODER.encode(entry))
+        except Exception as error:  # never let the log hold up a delivery
+            self._failed(error)
+
+    async def _publish_confirmed(self, url: str, entry: Entry) -> None:
         now_s = time.monotonic()
         self._expire(now_s)
         if self._outstanding >= MAX_OUTSTANDING:  # the server stopped answering: drop, count

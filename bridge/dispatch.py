@@ -11,7 +11,7 @@ import asyncio
 import time
 
 import msgspec
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 
 from bridge import __version__, bus, deadletter, retry
 from bridge.config import Settings
@@ -70,15 +70,16 @@ class Dispatcher:
         settings: Settings,
         router: Router,
         deliverer: Deliverer,
-        js: JetStreamContext,
+        nc: Client,
         metrics: Metrics,
     ) -> None:
+        js = nc.jetstream()
         self._settings = settings
         self._router = router
         self._deliverer = deliverer
         self._js = js
         self.metrics = metrics
-        self._delivery_log = DeliveryLog(js, metrics)
+        self._delivery_log = DeliveryLog(js, nc, metrics)
         self._attempt_log = AttemptLog(metrics)
         self.limiter = EndpointLimiter(
             settings.endpoint_concurrency, max_total_waiting=settings.concurrency
@@ -97,8 +98,11 @@ class Dispatcher:
         try:
             async with self._slots:
                 request = self.prepare(task, int(time.time()))
-                with self.metrics.inflight():
+                self.metrics.inflight += 1
+                try:
                     return await self._deliverer.post(request)
+                finally:
+                    self.metrics.inflight -= 1
         finally:
             self.limiter.release(task.target.url, time.monotonic() - started_s)
 

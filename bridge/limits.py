@@ -5,7 +5,8 @@ consumer) or does not wait at all (events consumer, which defers it as a task). 
 finds the queue full is handed back to JetStream with a delay from `overflow_delay_s`: a
 virtual clock per endpoint spaces such tasks at the endpoint's observed service rate, so a
 backlog for a slow or dead receiver comes back about when it can be served instead of
-churning through the consumer.
+churning through the consumer; never more than MAX_OVERFLOW_DELAY_S ahead, so a backlog
+drains soon after its endpoint recovers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-MAX_OVERFLOW_DELAY_S = 300.0
+# A backlog for an endpoint that hangs comes back at least this often, so it drains within
+# this long of the endpoint answering again (nak'd messages cannot be called back sooner).
+MAX_OVERFLOW_DELAY_S = 30.0
 SWEEP_INTERVAL_S = 10.0
 _INITIAL_DURATION_S = 0.1
 _MIN_DURATION_S = 0.001
@@ -21,7 +24,15 @@ _EWMA_WEIGHT = 0.2
 
 
 class _Endpoint:
-    __slots__ = ("duration_s", "next_free_s", "released_s", "semaphore", "users", "waiting")
+    __slots__ = (
+        "duration_s",
+        "never_released",
+        "next_free_s",
+        "released_s",
+        "semaphore",
+        "users",
+        "waiting",
+    )
 
     def __init__(self, limit: int) -> None:
         self.semaphore = asyncio.Semaphore(limit)
@@ -30,6 +41,7 @@ class _Endpoint:
         self.duration_s = _INITIAL_DURATION_S
         self.next_free_s = 0.0
         self.released_s = time.monotonic()
+        self.never_released = True
 
 
 class EndpointLimiter:
@@ -76,12 +88,16 @@ class EndpointLimiter:
     def inline_queue(self, url: str, max_wait_s: float) -> int:
         """How many may wait for `url` if none should wait longer than `max_wait_s`, judged
         by the endpoint's observed attempt duration: a slow endpoint gets a short queue, and
-        one that finished nothing for `max_wait_s` (hanging, not yet timed out) gets none."""
+        one that finished nothing for `max_wait_s` (hanging, not yet timed out) gets none.
+        One not measured yet gets a queue as long as its slots: if it hangs, no more events
+        than that wait for it while its first attempts are still open."""
         endpoint = self._endpoints.get(url)
         if endpoint is None:
-            return int(max_wait_s * self._limit / _INITIAL_DURATION_S)
+            return self._limit
         if time.monotonic() - endpoint.released_s > max_wait_s:
             return 0
+        if endpoint.never_released:
+            return self._limit
         return int(max_wait_s * self._limit / max(endpoint.duration_s, _MIN_DURATION_S))
 
     def _may_wait(self, endpoint: _Endpoint, max_waiting: int) -> bool:
@@ -95,6 +111,7 @@ class EndpointLimiter:
             endpoint.duration_s += _EWMA_WEIGHT * (duration_s - endpoint.duration_s)
         endpoint.semaphore.release()
         endpoint.released_s = time.monotonic()
+        endpoint.never_released = False
         self._leave(url, endpoint)
 
     def overflow_delay_s(self, url: str, now_s: float | None = None) -> float:
@@ -102,7 +119,8 @@ class EndpointLimiter:
         now_s = time.monotonic() if now_s is None else now_s
         endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
         interval_s = endpoint.duration_s / self._limit
-        endpoint.next_free_s = max(now_s, endpoint.next_free_s) + interval_s
+        next_free_s = max(now_s, endpoint.next_free_s) + interval_s
+        endpoint.next_free_s = min(next_free_s, now_s + MAX_OVERFLOW_DELAY_S)
         return min(MAX_OVERFLOW_DELAY_S, max(interval_s, endpoint.next_free_s - now_s))
 
     def in_use(self, url: str) -> int:

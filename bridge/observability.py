@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TextIO, get_args
 
 import msgspec
 import structlog
@@ -36,7 +36,57 @@ def _json_line(event_dict: Any, **_options: Any) -> str:
     return _JSON.encode(event_dict).decode()
 
 
+class _Timestamp:
+    """structlog processor: `timestamp` as RFC 3339 UTC with microseconds, like TimeStamper
+    (fmt="iso", utc=True) but with the date and time formatted once per second, not per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return event_dict
+
+
+class _LineWriter:
+    """structlog logger: the lines of one event-loop iteration leave in one write.
+
+    A busy bridge logs a line per attempt; writing and flushing each on its own cost a system
+    call apiece. Lines are flushed at the end of the iteration that logged them (and at exit),
+    so nothing waits longer than one iteration; outside a running loop each line goes at once.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lines: list[str] = []
+        atexit.register(self.flush)  # once per configure_logging call: a handful per process
+
+    def msg(self, line: str) -> None:
+        self._lines.append(line)
+        if len(self._lines) > 1:
+            return  # a flush is already scheduled
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:
+            self.flush()
+
+    debug = info = warning = warn = error = err = critical = exception = fatal = failure = msg
+
+    def flush(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines:
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+
+
 def configure_logging(level: str, fmt: str) -> None:
+    writer = _LineWriter(sys.stderr)
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_json_line)
         if fmt == "json"
@@ -46,14 +96,14 @@ def configure_logging(level: str, fmt: str) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _Timestamp(),
             structlog.processors.format_exc_info,
             # the log message goes under "message"; "event" is the webhook event (`_event=`)
             structlog.processors.EventRenamer("message", replace_by="_event"),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: writer,
         cache_logger_on_first_use=True,
     )
 
@@ -99,7 +149,10 @@ class Metrics:
             registry=self.registry,
             buckets=EVENT_TO_DELIVERY_BUCKETS_S,
         )
-        self.inflight_deliveries = self._gauge("inflight_deliveries", "HTTP attempts in flight")
+        self.inflight = 0  # read at scrape time: a gauge's inc/dec take a lock each
+        self._gauge("inflight_deliveries", "HTTP attempts in flight").set_function(
+            lambda: self.inflight
+        )
         self.consumer_pending = self._gauge(
             "consumer_pending", "Messages not yet delivered", "consumer"
         )
@@ -111,6 +164,9 @@ class Metrics:
             "oldest_pending_event_age_seconds", "Age of the oldest event not yet acked"
         )
         self.retries_pending = self._gauge("retries_pending", "Deliveries waiting for a retry")
+        self.event_loop_tasks = self._gauge(
+            "event_loop_tasks", "asyncio tasks alive in the bridge's event loop"
+        )
         self.retries = self._counter("retries", "Retries scheduled", "endpoint")
         self.log_suppressed = self._counter("log_lines_suppressed", "Repeated log lines dropped")
         self.delivery_log_errors = self._counter(
@@ -135,14 +191,6 @@ class Metrics:
 
     def _gauge(self, name: str, text: str, *labels: str) -> Gauge:
         return Gauge(f"{PREFIX}{name}", text, labels, registry=self.registry)
-
-    @contextmanager
-    def inflight(self) -> Iterator[None]:
-        self.inflight_deliveries.inc()
-        try:
-            yield
-        finally:
-            self.inflight_deliveries.dec()
 
     def received(self, event: str) -> None:
         self._child(self.events_received, self.event_label(event)).inc()

@@ -40,6 +40,8 @@ STRAGGLER_MARGIN_S = 0.2
 CANCEL_GRACE_S = 2.0
 TASK_QUEUE_FACTOR = 2
 INLINE_WAIT_S = 0.25
+TASK_WAIT_S = 1.0
+REFILL_FRACTION = 4  # a full loop fetches again once a quarter of its capacity is free
 
 
 class ConsumerLoop:
@@ -52,6 +54,7 @@ class ConsumerLoop:
         self._sub = sub
         self._handle = handle
         self._capacity = capacity
+        self._refill = max(1, capacity // REFILL_FRACTION)
         self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._room = asyncio.Event()
         self._last_fetch_s = 0.0
@@ -70,9 +73,11 @@ class ConsumerLoop:
                 await self._keep_alive(ack_wait_s / 3)
 
     async def _wait_for_room(self, stopping: asyncio.Event) -> None:
+        """Until a batch worth fetching is free: refilling one slot at a time would cost a
+        pull request per message. After FETCH_TIMEOUT_S, whatever room there is will do."""
         while not stopping.is_set():
             self._room.clear()  # before the check, so a handler finishing now is not missed
-            if len(self._running) < self._capacity:
+            if self._capacity - len(self._running) >= self._refill:
                 return
             try:
                 await asyncio.wait_for(self._room.wait(), FETCH_TIMEOUT_S)
@@ -100,13 +105,17 @@ class ConsumerLoop:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        self._room.set()
+        if self._capacity - len(self._running) >= self._refill:
+            self._room.set()
 
     async def _guarded(self, msg: Msg) -> None:
         try:
             await self._handle(msg)
         except asyncio.CancelledError:
             raise
+        except BusError as error:  # NATS unreachable: expected during an outage, one line
+            log.warning("handler failed", consumer=self.name, error=str(error))
+            await _quietly(msg.nak(delay=ERROR_PAUSE_S))
         except Exception as error:
             log.error("handler failed", consumer=self.name, error=str(error), exc_info=True)
             await _quietly(msg.nak(delay=ERROR_PAUSE_S))
@@ -192,11 +201,21 @@ class EventHandler:
         for unknown in route.unknown_ids:
             log.warning("unknown webhook id", event_id=event.id, webhook=unknown)
             await self._dispatcher.publish_dead_letter(deadletter.from_unknown(event, unknown))
-        targets = route.targets
-        if len(targets) == 1:  # the common case needs no gather (a task and a future each)
+        if route.targets:
+            await self._first_attempts(event, route.targets)
+
+    async def _first_attempts(self, event: Event, targets: tuple[Target, ...]) -> None:
+        """Concurrently; the first target runs in this task, so a single target (the common
+        case) costs no task, and a fan-out to n costs n - 1."""
+        rest = [asyncio.create_task(self._first(first_task(event, t))) for t in targets[1:]]
+        try:
             await self._first(first_task(event, targets[0]))
-        else:
-            await asyncio.gather(*(self._first(first_task(event, t)) for t in targets))
+        except BaseException:
+            for task in rest:
+                task.cancel()
+            raise
+        if rest:
+            await asyncio.gather(*rest)
 
     async def _job_webhooks(self, event: Event) -> tuple[str, ...]:
         """Per-job entries; noted synchronously so later events in this process see them."""
@@ -262,7 +281,9 @@ class TaskHandler:
     async def _run(self, msg: Msg, task: Task) -> None:
         limiter = self._dispatcher.limiter
         url = task.target.url
-        if not await limiter.acquire(url, max_waiting=self._max_waiting):
+        # a fast endpoint may queue what it serves within TASK_WAIT_S, a stalled one its minimum
+        queue = max(self._max_waiting, limiter.inline_queue(url, TASK_WAIT_S))
+        if not await limiter.acquire(url, max_waiting=queue):
             await msg.nak(delay=limiter.overflow_delay_s(url))
             return
         await self._dispatcher.attempt(task)

@@ -127,6 +127,15 @@ def test_overflow_delay_follows_the_clock(elapsed_s: float, delay_s: float) -> N
     assert limiter.overflow_delay_s(URL, now_s=50.0 + elapsed_s) == pytest.approx(delay_s)
 
 
+def test_the_overflow_clock_never_runs_further_ahead_than_the_cap() -> None:
+    """A long hang must not push hand-backs far beyond the cap once the endpoint recovers."""
+    limiter = EndpointLimiter(1)
+    for _ in range(4000):
+        limiter.overflow_delay_s(URL, now_s=50.0)
+    assert limiter._endpoints[URL].next_free_s == 50.0 + MAX_OVERFLOW_DELAY_S
+    assert limiter.overflow_delay_s(URL, now_s=50.0 + MAX_OVERFLOW_DELAY_S) == pytest.approx(0.1)
+
+
 def test_overflow_delay_is_capped() -> None:
     limiter = EndpointLimiter(1)
     delays = [limiter.overflow_delay_s(URL, now_s=50.0) for _ in range(4000)]
@@ -145,7 +154,7 @@ def test_overflow_delay_is_capped() -> None:
         ([10.0], 1.04),
         ([10.0, 10.0], 1.832),
         ([0.0], 0.04),
-        ([1000.0], 100.04),
+        ([100.0], 10.04),
     ],
 )
 async def test_release_updates_the_duration_estimate(
@@ -222,7 +231,7 @@ async def test_process_wide_waiting_budget() -> None:
 @pytest.mark.parametrize(
     ("limit", "durations_s", "max_wait_s", "queue"),
     [
-        (16, [], 0.25, 40),  # unknown endpoint: the initial 100 ms estimate
+        (16, [], 0.25, 16),  # unknown endpoint: as many as its slots
         (16, [0.005], 0.25, 49),  # one fast attempt moves the estimate a fifth of the way
         (16, [0.005] * 30, 0.25, 781),
         (16, [15.0], 0.25, 1),  # a timeout: hardly any queue
@@ -254,7 +263,7 @@ async def test_waiting_gives_up_after_the_timeout() -> None:
 async def test_endpoint_that_finishes_nothing_gets_no_queue(clock: Clock) -> None:
     limiter = EndpointLimiter(2)
     await fill(limiter, URL, 2)  # two attempts that hang
-    assert limiter.inline_queue(URL, 0.25) == 5  # just started: the initial estimate
+    assert limiter.inline_queue(URL, 0.25) == 2  # just started, unmeasured: as many as slots
     clock.now_s += 0.3
     assert limiter.inline_queue(URL, 0.25) == 0  # nothing finished for longer than the wait
     limiter.release(URL, 0.1)

@@ -36,24 +36,32 @@ def signed(secrets: list[str], timestamp_s: int | None = None) -> dict[str, str]
     return signature_headers(secrets, DELIVERY_ID, now, BODY)
 
 
-CASES: list[tuple[str, dict[str, str], str, str, bytes, bool, bool]] = [
-    # name, headers, greenlight secret, whsec, body, greenlight ok, standard ok
-    ("one secret", signed([NEW]), NEW, whsec(NEW), BODY, True, True),
-    ("rotation, new", signed([NEW, OLD]), NEW, whsec(NEW), BODY, True, True),
-    ("rotation, old", signed([NEW, OLD]), OLD, whsec(OLD), BODY, False, True),
-    ("wrong secret", signed([NEW]), OLD, whsec(OLD), BODY, False, False),
-    ("tampered body", signed([NEW]), NEW, whsec(NEW), BODY + b" ", False, False),
-    ("stale timestamp", signed([NEW], int(time.time()) - 3600), NEW, whsec(NEW), BODY, True, False),
-    ("whsec secret", signed([whsec(NEW)]), whsec(NEW), whsec(NEW), BODY, True, True),
+Case = tuple[str, list[str], int, str, str, bytes, bool, bool]
+# name, signing secrets, age of the signature (s), greenlight secret, whsec, body,
+# greenlight ok, standard ok. Signed when each test runs: the snippets refuse old timestamps.
+CASES: list[Case] = [
+    ("one secret", [NEW], 0, NEW, whsec(NEW), BODY, True, True),
+    ("rotation, new", [NEW, OLD], 0, NEW, whsec(NEW), BODY, True, True),
+    ("rotation, old", [NEW, OLD], 0, OLD, whsec(OLD), BODY, False, True),
+    ("wrong secret", [NEW], 0, OLD, whsec(OLD), BODY, False, False),
+    ("tampered body", [NEW], 0, NEW, whsec(NEW), BODY + b" ", False, False),
+    ("stale timestamp", [NEW], 3600, NEW, whsec(NEW), BODY, True, False),
+    ("whsec secret", [whsec(NEW)], 0, whsec(NEW), whsec(NEW), BODY, True, True),
 ]
 
 
-def _run_python(case: tuple[str, dict[str, str], str, str, bytes, bool, bool]) -> list[bool]:
+def headers_of(case: Case) -> dict[str, str]:
+    _name, secrets, age_s, *_ = case
+    return signed(secrets, int(time.time()) - age_s)
+
+
+def _run_python(case: Case) -> list[bool]:
     namespace: dict[str, Any] = {}
     exec(snippet("python"), namespace)  # the documented code, exactly as printed
     greenlight: Callable[..., bool] = namespace["verify_greenlight"]
     standard: Callable[..., bool] = namespace["verify_standard"]
-    _name, headers, secret, key, body, *_ = case
+    _name, _secrets, _age_s, secret, key, body, *_ = case
+    headers = headers_of(case)
     return [
         greenlight(secret, body, headers["X-Greenlight-Signature"]),
         standard(key, body, headers),
@@ -61,8 +69,8 @@ def _run_python(case: tuple[str, dict[str, str], str, str, bytes, bool, bool]) -
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_python_snippet(case: tuple[str, dict[str, str], str, str, bytes, bool, bool]) -> None:
-    assert _run_python(case) == [case[5], case[6]]
+def test_python_snippet(case: Case) -> None:
+    assert _run_python(case) == [case[6], case[7]]
 
 
 NODE_DRIVER = """
@@ -81,11 +89,15 @@ def test_node_snippet(tmp_path: Path) -> None:
         pytest.skip("node is not installed")
     script = tmp_path / "verify.js"
     script.write_text(snippet("js") + NODE_DRIVER, encoding="utf-8")
-    cases = [[h, s, k, base64.b64encode(b).decode()] for _n, h, s, k, b, *_ in CASES]
+    cases = [
+        [headers_of(case), secret, key, base64.b64encode(body).decode()]
+        for case in CASES
+        for _n, _s, _a, secret, key, body, *_ in [case]
+    ]
     result = subprocess.run(
         [node, str(script)], input=json.dumps(cases), capture_output=True, text=True, check=True
     )
-    assert json.loads(result.stdout) == [[case[5], case[6]] for case in CASES]
+    assert json.loads(result.stdout) == [[case[6], case[7]] for case in CASES]
 
 
 def test_rotation_sends_one_standard_signature_per_secret() -> None:
