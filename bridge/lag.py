@@ -1,4 +1,5 @@
-"""Are we keeping up? Samples consumer lag, the oldest unacked event and the retry backlog."""
+"""Are we keeping up? Samples consumer lag, the oldest unacked event and the retry backlog,
+and the event loop's task count (a soak watches it stay flat: a leaked task shows there)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,23 @@ POLL_S = 5.0
 async def watch(
     js: JetStreamContext, settings: Settings, metrics: Metrics, stopping: asyncio.Event
 ) -> None:
+    """Sample every POLL_S until `stopping`. A sample runs beside the wait, so one stuck on a
+    lost connection (up to nats-py's 5 s request timeout) never delays shutdown."""
+    sampling: asyncio.Task[None] | None = None
     while not stopping.is_set():
-        with contextlib.suppress(BusError):
-            async with nats_errors("lag sample"):
-                await sample(js, settings, metrics)
+        metrics.event_loop_tasks.set(len(asyncio.all_tasks()))
+        if sampling is None or sampling.done():
+            sampling = asyncio.create_task(_sample_quietly(js, settings, metrics))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), POLL_S)
+    if sampling is not None:
+        sampling.cancel()
+
+
+async def _sample_quietly(js: JetStreamContext, settings: Settings, metrics: Metrics) -> None:
+    with contextlib.suppress(BusError):
+        async with nats_errors("lag sample"):
+            await sample(js, settings, metrics)
 
 
 async def sample(js: JetStreamContext, settings: Settings, metrics: Metrics) -> None:

@@ -51,3 +51,21 @@ async def test_watch_stops_when_asked(js: JetStreamContext, bridge_env: dict[str
     watcher = asyncio.create_task(lag.watch(js, settings, Metrics(), stopping))
     stopping.set()
     await asyncio.wait_for(watcher, 10)
+
+
+async def test_watch_counts_the_event_loops_tasks(
+    js: JetStreamContext, bridge_env: dict[str, str]
+) -> None:
+    settings = load_settings(bridge_env)
+    await bus.ensure_topology(js, settings)
+    metrics, stopping = Metrics(), asyncio.Event()
+
+    def counted() -> bool:  # at least this test's task and the watcher itself
+        return _value(metrics, "event_loop_tasks") >= 2
+
+    watcher = asyncio.create_task(lag.watch(js, settings, metrics, stopping))
+    try:
+        await wait_for(counted, 10, "the task gauge was never set")
+    finally:
+        stopping.set()
+        await asyncio.wait_for(watcher, 10)
