@@ -88,7 +88,7 @@ class Receiver:
     @classmethod
     async def start(cls, log_path: Path, *args: str) -> Receiver:
         argv = [PYTHON, "-m", "bench.receiver", *args]
-        child = await Child.start(argv, log_path, _python_env(), pipe=True)
+        child = await Child.start(argv, log_path, python_env(), pipe=True)
         assert child.process.stdout is not None
         line = await asyncio.wait_for(child.process.stdout.readline(), RECEIVER_START_TIMEOUT_S)
         if not line.startswith(b"port "):
@@ -139,7 +139,7 @@ def _high_water_bytes(pid: int) -> int:
     return 0
 
 
-def _python_env() -> dict[str, str]:
+def python_env() -> dict[str, str]:
     """The bench's own processes import `bench` from the repository root."""
     root = str(Path(__file__).resolve().parent.parent)
     return {**os.environ, "PYTHONPATH": root}
@@ -155,7 +155,7 @@ async def start_raw(
     log_path: Path, nats_url: str, stream: str, durable: str, urls: list[str]
 ) -> Child:
     argv = [PYTHON, "-m", "bench.raw", nats_url, stream, durable, *urls]
-    return await Child.start(argv, log_path, _python_env(), pipe=False)
+    return await Child.start(argv, log_path, python_env(), pipe=False)
 
 
 async def start_bridge(log_path: Path, env: dict[str, str], workers: int) -> Child:

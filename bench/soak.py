@@ -50,7 +50,7 @@ from bench.processes import (
     RECEIVER_START_TIMEOUT_S,
     Child,
     Receiver,
-    _python_env,
+    python_env,
     start_bridge,
 )
 from bench.sampling import EDGE_SAMPLES, Sample, metric_sums, process_figures, table, verdict
@@ -134,7 +134,7 @@ async def start_receiver(workdir: Path, endpoint: Endpoint, port: int = 0) -> Re
     ledger = workdir / f"ledger-{endpoint.name}.txt"
     argv = [PYTHON, "-m", "bench.soak_receiver", "--ledger", str(ledger), "--port", str(port)]
     log_path = workdir / f"receiver-{endpoint.name}.log"
-    child = await Child.start([*argv, *endpoint.args], log_path, _python_env(), pipe=True)
+    child = await Child.start([*argv, *endpoint.args], log_path, python_env(), pipe=True)
     assert child.process.stdout is not None
     line = await asyncio.wait_for(child.process.stdout.readline(), RECEIVER_START_TIMEOUT_S)
     if not line.startswith(b"port "):
