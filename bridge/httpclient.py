@@ -44,7 +44,7 @@ class ConnectFailed(OSError):
         self.host, self.port, self.cause = host, port, cause
 
 
-class Target:
+class ParsedUrl:
     """A URL as this client uses it: where to connect and what the request line says."""
 
     def __init__(self, url: str) -> None:
@@ -85,8 +85,8 @@ def _basic_auth(url: URL) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def target_of(url: str) -> Target:
-    return Target(url)
+def parse_url(url: str) -> ParsedUrl:
+    return ParsedUrl(url)
 
 
 async def system_resolve(host: str, port: int) -> list[str]:
@@ -279,14 +279,14 @@ class Client:
         self, url: str, body: bytes, headers: dict[str, str], *, vetted: bool, timeout_s: float
     ) -> Head:
         """The response head; the body is then read (and dropped) until `timeout_s` at most."""
-        target = target_of(url)
-        chunks = target.request(body, headers)
-        origin = target.origin(vetted)
+        parsed = parse_url(url)
+        chunks = parsed.request(body, headers)
+        origin = parsed.origin(vetted)
         deadline = asyncio.get_running_loop().time() + timeout_s
         connection = self._pool.take(origin)
         if connection is None:
             async with asyncio.timeout_at(deadline):
-                connection = await self._open(target, vetted)
+                connection = await self._open(parsed, vetted)
         reusable = False
         try:
             head = await connection.send(chunks, deadline)
@@ -298,32 +298,32 @@ class Client:
                 connection.close()
         return head
 
-    async def _open(self, target: Target, vetted: bool) -> Connection:
+    async def _open(self, parsed: ParsedUrl, vetted: bool) -> Connection:
         loop = asyncio.get_running_loop()
-        hosts = await self._vetted_addresses(target) if vetted else [target.host]
-        tls = self._tls if target.tls else None
+        hosts = await self._vetted_addresses(parsed) if vetted else [parsed.host]
+        tls = self._tls if parsed.tls else None
         error: OSError = ConnectionError("no address")
         for host in hosts:
             try:
                 _, connection = await loop.create_connection(
                     self._connection,
                     host,
-                    target.port,
+                    parsed.port,
                     ssl=tls,
-                    server_hostname=target.host if tls else None,
+                    server_hostname=parsed.host if tls else None,
                 )
                 return connection
             except OSError as failure:
                 error = failure
-        raise ConnectFailed(target.host, target.port, error)
+        raise ConnectFailed(parsed.host, parsed.port, error)
 
     def _connection(self) -> Connection:
         return Connection(self._max_body)
 
-    async def _vetted_addresses(self, target: Target) -> list[str]:
+    async def _vetted_addresses(self, parsed: ParsedUrl) -> list[str]:
         """Every address of the name, each vetted: one forbidden answer refuses the name."""
         try:
-            addresses = await self._resolve(target.host, target.port)
+            addresses = await self._resolve(parsed.host, parsed.port)
         except OSError as error:
-            raise ConnectFailed(target.host, target.port, error) from error
-        return self._policy.vet_all(target.host, addresses)
+            raise ConnectFailed(parsed.host, parsed.port, error) from error
+        return self._policy.vet_all(parsed.host, addresses)
