@@ -1,10 +1,12 @@
 """The NATS connection and the JetStream topology the bridge needs; nats errors mapped here.
 
-Topology (created if missing, never silently changed when present):
+Topology (created if missing; when present, only the bridge's own streams change, to gain
+subjects a newer version added):
 - the events stream (`NATS_STREAM`) and its durable pull consumer (`NATS_DURABLE`);
 - `<durable>-tasks`: a work-queue stream of deliveries waiting for a (re)try, with a durable
   consumer of the same name; retries wait there under `nak(delay)`, outside the events
   consumer, so a dead endpoint's backlog never counts against the events' ack-pending limit;
+  first attempts deferred together to a saturated URL wait there as one batch message;
 - the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
 - the delivery log (`DELIVERY_LOG_STREAM`, `greenlight.webhooks.log.>`), one record per attempt;
 - KV buckets `<durable>-jobs` (per-job webhooks, TTL) and `<durable>-replays` (replay marks).
@@ -40,7 +42,7 @@ from nats.js.kv import KeyValue
 
 from bridge.config import Settings, nats_tls_context
 from bridge.secrets import redact_url
-from bridge.tasks import Task, encode_task
+from bridge.tasks import Task, batch_message_id, encode_batch, encode_task
 
 DLQ_SUBJECT_PREFIX = "greenlight.webhooks.dlq"
 LOG_SUBJECT_PREFIX = "greenlight.webhooks.log"
@@ -61,6 +63,11 @@ class BusError(Exception):
 
 def tasks_subject(settings: Settings) -> str:
     return f"{settings.tasks_stream}.due"
+
+
+def batch_subject(settings: Settings, count: int | None = None) -> str:
+    """Where batches of `count` tasks go; with no count, the wildcard over every size."""
+    return f"{settings.tasks_stream}.batch.{'*' if count is None else count}"
 
 
 @asynccontextmanager
@@ -116,6 +123,22 @@ async def publish_task(
 ) -> None:
     """Queue a delivery task for the tasks consumer (first try, retry or replay)."""
     await publish(js, tasks_subject(settings), encode_task(task), task.message_id, patience_s)
+
+
+async def publish_tasks(
+    js: JetStreamContext,
+    settings: Settings,
+    tasks: list[Task],
+    payloads: list[bytes],
+    patience_s: float,
+) -> None:
+    """Queue tasks for one URL (encoded as `payloads`): one alone, more as one batch."""
+    if len(tasks) == 1:
+        subject, payload, msg_id = tasks_subject(settings), payloads[0], tasks[0].message_id
+    else:
+        subject, payload = batch_subject(settings, len(tasks)), encode_batch(payloads)
+        msg_id = batch_message_id(tasks)
+    await publish(js, subject, payload, msg_id, patience_s)
 
 
 async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: float) -> list[Msg]:
@@ -292,7 +315,8 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     replicas = settings.nats_replicas
     async with nats_errors("cannot set up JetStream"):
         for config in _streams(settings):
-            await _ensure_stream(js, dataclasses.replace(config, num_replicas=replicas))
+            owned = config.name != settings.nats_stream  # the events stream is the producers'
+            await _ensure_stream(js, dataclasses.replace(config, num_replicas=replicas), owned)
         await _ensure_consumer(js, settings.nats_stream, _events_consumer(settings))
         await _ensure_consumer(js, settings.tasks_stream, _tasks_consumer(settings))
         await ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s, replicas)
@@ -309,12 +333,19 @@ async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float, replicas:
         return await js.create_key_value(config)
 
 
-async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig, owned: bool) -> None:
+    """Create it if missing; a stream of the bridge's own made by an older version also gets
+    the subjects added since (the tasks stream's batches)."""
     assert config.name is not None
     try:
-        await js.stream_info(config.name)
+        present = (await js.stream_info(config.name)).config
     except nats.js.errors.NotFoundError:
         await js.add_stream(config)
+        return
+    subjects = present.subjects or []
+    missing = [subject for subject in config.subjects or [] if subject not in subjects]
+    if owned and missing:
+        await js.update_stream(dataclasses.replace(present, subjects=[*subjects, *missing]))
 
 
 async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
@@ -341,7 +372,7 @@ def _events_stream(settings: Settings) -> StreamConfig:
 
 
 def _tasks_stream(settings: Settings) -> StreamConfig:
-    subjects = [tasks_subject(settings)]
+    subjects = [tasks_subject(settings), batch_subject(settings)]
     return _stream(settings.tasks_stream, subjects, retention=RetentionPolicy.WORK_QUEUE)
 
 

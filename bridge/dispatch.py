@@ -16,13 +16,14 @@ from nats.aio.client import Client
 from bridge import __version__, bus, deadletter, retry
 from bridge.config import Settings
 from bridge.deadletter import Reason
+from bridge.deferrals import BATCH_MAX_BYTES, Deferrals
 from bridge.delivery import AttemptResult, Deliverer, Request
 from bridge.deliverylog import DeliveryLog, Result, entry_for
 from bridge.limits import EndpointLimiter
 from bridge.observability import Metrics, log
 from bridge.routing import Router, host_of
 from bridge.signing import signature_headers
-from bridge.tasks import Attempt, Task, timestamp
+from bridge.tasks import Attempt, Task, encode_task, timestamp
 from bridge.throttle import Throttle
 
 USER_AGENT = f"webhook-bridge/{__version__}"
@@ -87,6 +88,8 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(settings.concurrency)
         # an unacked message is redelivered after ack_wait: give up publishing well before
         self._patience_s = settings.effective_ack_wait_s / 3
+        batch_bytes = min(BATCH_MAX_BYTES, nc.max_payload // 2)
+        self._deferrals = Deferrals(self._publish_tasks, batch_bytes)
 
     async def attempt(self, task: Task) -> None:
         """Attempt with a reserved endpoint slot (released here), then act on the result."""
@@ -106,9 +109,23 @@ class Dispatcher:
         finally:
             self.limiter.release(task.target.url, time.monotonic() - started_s)
 
-    async def defer(self, task: Task) -> None:
-        """Queue the task for the task consumer, e.g. while its endpoint is saturated."""
+    def defer(self, task: Task) -> asyncio.Future[None]:
+        """Queue a first attempt for the task consumer while its endpoint is saturated; done
+        once stored. Deferrals to one URL in one loop iteration share a batch message."""
+        return self._deferrals.submit(task)
+
+    async def requeue(self, singles: list[Task], rest: list[Task]) -> None:
+        """Split a batch: `singles` as single tasks, `rest` as a smaller batch."""
+        publishing = [self._queue(task) for task in singles]
+        if rest:
+            publishing.append(self._publish_tasks(rest, [encode_task(task) for task in rest]))
+        await asyncio.gather(*publishing)
+
+    async def _queue(self, task: Task) -> None:
         await bus.publish_task(self._js, self._settings, task, self._patience_s)
+
+    async def _publish_tasks(self, tasks: list[Task], payloads: list[bytes]) -> None:
+        await bus.publish_tasks(self._js, self._settings, tasks, payloads, self._patience_s)
 
     def prepare(self, task: Task, now_s: int) -> Request:
         secrets, extra = self._credentials(task)
@@ -134,8 +151,7 @@ class Dispatcher:
         await self._record(task, result, step)
         if isinstance(step, RetryAt):
             self.metrics.retry_scheduled(task)
-            done = _with_attempt(task, result, not_before_s=step.not_before_s)
-            await self.defer(done)
+            await self._queue(_with_attempt(task, result, not_before_s=step.not_before_s))
         elif isinstance(step, GiveUp):
             await self.dead_letter(_with_attempt(task, result), step.reason)
         else:

@@ -11,7 +11,7 @@ import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
-from bridge.bus import BusError, nats_errors
+from bridge.bus import BusError, batch_subject, nats_errors
 from bridge.config import Settings
 from bridge.observability import Metrics
 
@@ -48,7 +48,15 @@ async def sample(js: JetStreamContext, settings: Settings, metrics: Metrics) -> 
         metrics.consumer_pending.labels(consumer=name).set(info.num_pending or 0)
         metrics.consumer_ack_pending.labels(consumer=name).set(info.num_ack_pending or 0)
     metrics.oldest_pending_age.set(await oldest_pending_age_s(js, settings.nats_stream, events))
-    metrics.retries_pending.set((await js.stream_info(settings.tasks_stream)).state.messages)
+    metrics.retries_pending.set(await deliveries_waiting(js, settings))
+
+
+async def deliveries_waiting(js: JetStreamContext, settings: Settings) -> int:
+    """Tasks in the tasks stream, a batch counting as the n tasks its subject names."""
+    info = await js.stream_info(settings.tasks_stream, subjects_filter=batch_subject(settings))
+    batches = info.state.subjects or {}
+    extra = sum((int(subject.rpartition(".")[2]) - 1) * n for subject, n in batches.items())
+    return info.state.messages + extra
 
 
 async def oldest_pending_age_s(js: JetStreamContext, stream: str, info: ConsumerInfo) -> float:

@@ -18,6 +18,7 @@ import time
 # this long of the endpoint answering again (nak'd messages cannot be called back sooner).
 MAX_OVERFLOW_DELAY_S = 30.0
 SWEEP_INTERVAL_S = 10.0
+PROMISE_S = 1.0
 _INITIAL_DURATION_S = 0.1
 _MIN_DURATION_S = 0.001
 _EWMA_WEIGHT = 0.2
@@ -28,6 +29,8 @@ class _Endpoint:
         "duration_s",
         "never_released",
         "next_free_s",
+        "promised",
+        "promised_until_s",
         "released_s",
         "semaphore",
         "users",
@@ -42,6 +45,25 @@ class _Endpoint:
         self.next_free_s = 0.0
         self.released_s = time.monotonic()
         self.never_released = True
+        self.promised = 0
+        self.promised_until_s = 0.0
+
+    def estimate_s(self, now_s: float) -> float:
+        """How long an attempt takes: the running average, or longer if nothing finished
+        for longer than that (a hanging endpoint that has not timed out yet)."""
+        return max(self.duration_s, now_s - self.released_s)
+
+    def rescale_backlog(self, now_s: float, before_s: float) -> None:
+        """Reserved service slots keep their number when the estimate changes: an endpoint
+        that recovers serves a backlog scheduled at its hanging pace much sooner."""
+        if self.next_free_s > now_s:
+            backlog_s = (self.next_free_s - now_s) * self.estimate_s(now_s) / before_s
+            self.next_free_s = now_s + min(backlog_s, MAX_OVERFLOW_DELAY_S)
+
+    def busy(self, limit: int) -> bool:
+        """No free slot, or others wait for one already: `semaphore.locked()` without its
+        walk over the waiters, which a long queue makes costly on every call."""
+        return self.waiting > 0 or self.users - self.waiting >= limit
 
 
 class EndpointLimiter:
@@ -65,7 +87,7 @@ class EndpointLimiter:
         endpoint = self._endpoints.get(url) or self._endpoints.setdefault(
             url, _Endpoint(self._limit)
         )
-        busy = endpoint.semaphore.locked()
+        busy = endpoint.busy(self._limit)
         if busy and not self._may_wait(endpoint, max_waiting):
             self._forget_if_idle(url, endpoint)
             return False
@@ -100,28 +122,64 @@ class EndpointLimiter:
             return self._limit
         return int(max_wait_s * self._limit / max(endpoint.duration_s, _MIN_DURATION_S))
 
+    def has_room(self, url: str, max_waiting: int) -> bool:
+        """Whether `acquire(url, max_waiting=...)` would take a slot or queue, not refuse."""
+        endpoint = self._endpoints.get(url)
+        if endpoint is None or not endpoint.busy(self._limit):
+            return True
+        return self._may_wait(endpoint, max_waiting)
+
+    def room(self, url: str, max_waiting: int) -> int:
+        """How many `acquire(url, max_waiting=...)` calls made now would not be refused,
+        less the tasks promised to this endpoint that have not arrived yet."""
+        endpoint = self._endpoints.get(url) or _Endpoint(self._limit)
+        holders = endpoint.users - endpoint.waiting
+        queue = max(0, max_waiting - endpoint.waiting)
+        if self._max_total_waiting is not None:
+            queue = min(queue, max(0, self._max_total_waiting - self._total_waiting))
+        free = max(0, self._limit - holders) + queue
+        return max(0, free - _promised(endpoint, time.monotonic()))
+
+    def promise(self, url: str, count: int) -> None:
+        """`count` tasks for `url` were just queued to run soon: count them against its room
+        until they arrive (`redeem`), for PROMISE_S at most (another replica may take them)."""
+        now_s = time.monotonic()
+        endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
+        endpoint.promised = _promised(endpoint, now_s) + count
+        endpoint.promised_until_s = now_s + PROMISE_S
+
+    def redeem(self, url: str) -> None:
+        """A task for `url` arrived: one promise fewer."""
+        endpoint = self._endpoints.get(url)
+        if endpoint is not None and endpoint.promised:
+            endpoint.promised -= 1
+
     def _may_wait(self, endpoint: _Endpoint, max_waiting: int) -> bool:
         cap = self._max_total_waiting
         budget_left = cap is None or self._total_waiting < cap
         return endpoint.waiting < max_waiting and budget_left
 
     def release(self, url: str, duration_s: float | None = None) -> None:
-        endpoint = self._endpoints[url]
+        endpoint, now_s = self._endpoints[url], time.monotonic()
+        before_s = endpoint.estimate_s(now_s)
         if duration_s is not None:
             endpoint.duration_s += _EWMA_WEIGHT * (duration_s - endpoint.duration_s)
         endpoint.semaphore.release()
-        endpoint.released_s = time.monotonic()
+        endpoint.released_s = now_s
         endpoint.never_released = False
+        endpoint.rescale_backlog(now_s, before_s)
         self._leave(url, endpoint)
 
-    def overflow_delay_s(self, url: str, now_s: float | None = None) -> float:
-        """Reserve the next virtual service slot of a saturated endpoint; seconds until it."""
+    def overflow_delay_s(self, url: str, now_s: float | None = None, count: int = 1) -> float:
+        """Reserve the next `count` virtual service slots of a saturated endpoint; seconds
+        until the first of them."""
         now_s = time.monotonic() if now_s is None else now_s
         endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
-        interval_s = endpoint.duration_s / self._limit
-        next_free_s = max(now_s, endpoint.next_free_s) + interval_s
-        endpoint.next_free_s = min(next_free_s, now_s + MAX_OVERFLOW_DELAY_S)
-        return min(MAX_OVERFLOW_DELAY_S, max(interval_s, endpoint.next_free_s - now_s))
+        interval_s = endpoint.estimate_s(now_s) / self._limit
+        horizon_s = now_s + MAX_OVERFLOW_DELAY_S
+        first_s = min(max(now_s, endpoint.next_free_s) + interval_s, horizon_s)
+        endpoint.next_free_s = min(first_s + interval_s * (count - 1), horizon_s)
+        return min(MAX_OVERFLOW_DELAY_S, max(interval_s, first_s - now_s))
 
     def in_use(self, url: str) -> int:
         endpoint = self._endpoints.get(url)
@@ -132,7 +190,8 @@ class EndpointLimiter:
         self._forget_if_idle(url, endpoint)
 
     def _forget_if_idle(self, url: str, endpoint: _Endpoint) -> None:
-        if endpoint.users == 0 and endpoint.next_free_s <= time.monotonic():
+        now_s = time.monotonic()
+        if endpoint.users == 0 and max(endpoint.next_free_s, endpoint.promised_until_s) <= now_s:
             del self._endpoints[url]
 
     def _sweep(self) -> None:
@@ -143,6 +202,10 @@ class EndpointLimiter:
         self._next_sweep_s = now_s + SWEEP_INTERVAL_S
         for url, endpoint in list(self._endpoints.items()):
             self._forget_if_idle(url, endpoint)
+
+
+def _promised(endpoint: _Endpoint, now_s: float) -> int:
+    return endpoint.promised if now_s < endpoint.promised_until_s else 0
 
 
 async def _take(semaphore: asyncio.Semaphore, timeout_s: float | None) -> None:

@@ -7,7 +7,8 @@ dead-lettered. The common path (first attempt succeeds) costs one fetch and one 
 plain consumer; retries and deferrals pay for themselves by publishing a task.
 
 Tasks: wait until due (`nak(delay)`), take an endpoint slot (bounded queue, else hand back
-with the endpoint's overflow delay), attempt, then ack once the follow-up is published.
+with the endpoint's overflow delay), attempt, then ack once the follow-up is published. A
+batch of deferrals is handed back whole while its endpoint is saturated, else split.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from bridge import deadletter
-from bridge.bus import BusError, fetch, stragglers
+from bridge.bus import BusError, batch_subject, fetch, stragglers
 from bridge.config import Settings
 from bridge.dispatch import Dispatcher
 from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes
 from bridge.jobs import JobWebhooks
 from bridge.observability import log
 from bridge.routing import Router, Target, delivery_id
-from bridge.tasks import Task, decode_task
+from bridge.tasks import Task, decode_batch, decode_task, handed_on
 
 Handler = Callable[[Msg], Awaitable[None]]
 FETCH_TIMEOUT_S = 1.0
@@ -205,14 +206,35 @@ class EventHandler:
             await self._first_attempts(event, route.targets)
 
     async def _first_attempts(self, event: Event, targets: tuple[Target, ...]) -> None:
-        """Concurrently; the first target runs in this task, so a single target (the common
-        case) costs no task, and a fan-out to n costs n - 1."""
-        rest = [asyncio.create_task(self._first(first_task(event, t))) for t in targets[1:]]
+        """Concurrently. A target whose endpoint is saturated is deferred at once, batched
+        with the others for that URL; of the rest, the first runs in this task, so a single
+        target (the common case) costs no task, and a fan-out to n costs n - 1."""
+        deferred: list[asyncio.Future[None]] = []
+        now: list[Task] = []
+        for target in targets:
+            task = first_task(event, target)
+            if self._saturated(target.url):
+                deferred.append(self._dispatcher.defer(task))
+            else:
+                now.append(task)
         try:
-            await self._first(first_task(event, targets[0]))
+            await self._attempts(now)
+            for waiter in deferred:
+                await waiter
         except BaseException:
-            for task in rest:
-                task.cancel()
+            for waiter in deferred:
+                waiter.cancel()
+            raise
+
+    async def _attempts(self, tasks: list[Task]) -> None:
+        if not tasks:
+            return
+        rest = [asyncio.create_task(self._first(task)) for task in tasks[1:]]
+        try:
+            await self._first(tasks[0])
+        except BaseException:
+            for running in rest:
+                running.cancel()
             raise
         if rest:
             await asyncio.gather(*rest)
@@ -225,6 +247,10 @@ class EventHandler:
             return await self._jobs.recall(event.job_id)
         self._jobs.note(event.job_id, event.webhooks)
         return await self._jobs.remember(event.job_id, event.webhooks)
+
+    def _saturated(self, url: str) -> bool:
+        limiter = self._dispatcher.limiter
+        return not limiter.has_room(url, limiter.inline_queue(url, INLINE_WAIT_S))
 
     async def _first(self, task: Task) -> None:
         """Attempt now, or after a short wait for a slot of an endpoint that answers fast
@@ -264,29 +290,56 @@ class TaskHandler:
     def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
         self._max_waiting = settings.endpoint_concurrency * TASK_QUEUE_FACTOR
+        self._batch_prefix = batch_subject(settings).removesuffix("*")
 
     async def __call__(self, msg: Msg) -> None:
         try:
-            task = decode_task(msg.data)
+            items = decode_batch(msg.data) if msg.subject.startswith(self._batch_prefix) else None
+            first = decode_task(items[0] if items else msg.data)
         except msgspec.DecodeError:
             log.error("dropping unreadable task", seq=msg.metadata.sequence.stream)
             await msg.term()
             return
+        if items is None:
+            await self._due(msg, first)
+        else:
+            await self._split(msg, items, first.target.url)
+
+    async def _due(self, msg: Msg, task: Task) -> None:
         wait_s = task.not_before_s - time.time()
         if wait_s > 0.01:
             await msg.nak(delay=wait_s)
             return
         await self._run(msg, task)
 
+    def _queue(self, url: str) -> int:
+        """A fast endpoint may queue what it serves within TASK_WAIT_S, a stalled one its
+        minimum."""
+        return max(self._max_waiting, self._dispatcher.limiter.inline_queue(url, TASK_WAIT_S))
+
     async def _run(self, msg: Msg, task: Task) -> None:
-        limiter = self._dispatcher.limiter
-        url = task.target.url
-        # a fast endpoint may queue what it serves within TASK_WAIT_S, a stalled one its minimum
-        queue = max(self._max_waiting, limiter.inline_queue(url, TASK_WAIT_S))
-        if not await limiter.acquire(url, max_waiting=queue):
+        limiter, url = self._dispatcher.limiter, task.target.url
+        limiter.redeem(url)
+        if not await limiter.acquire(url, max_waiting=self._queue(url)):
             await msg.nak(delay=limiter.overflow_delay_s(url))
             return
         await self._dispatcher.attempt(task)
+        await msg.ack()
+
+    async def _split(self, msg: Msg, items: list[msgspec.Raw], url: str) -> None:
+        """A batch stays one message while its endpoint is saturated. Once it has room, as
+        many tasks as it serves within TASK_WAIT_S go back as single tasks, promised to the
+        endpoint so that other batches do not take the same room, and the rest as a smaller
+        batch. A stalled endpoint so gets no queue of tasks that would only hold waiting
+        slots other endpoints need."""
+        limiter = self._dispatcher.limiter
+        room = limiter.room(url, limiter.inline_queue(url, TASK_WAIT_S))
+        if not room:
+            await msg.nak(delay=limiter.overflow_delay_s(url, count=len(items)))
+            return
+        tasks = [handed_on(decode_task(item)) for item in items]
+        limiter.promise(url, min(room, len(tasks)))
+        await self._dispatcher.requeue(tasks[:room], tasks[room:])
         await msg.ack()
 
 

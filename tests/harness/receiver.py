@@ -102,6 +102,11 @@ class Receiver:
         """Never answer requests to `path` (they are still recorded)."""
         self._policies[path] = ReplyPolicy(hang=True)
 
+    def release(self) -> None:
+        """Answer the requests hanging now with 503; later ones follow their path's policy."""
+        self._release.set()
+        self._release = asyncio.Event()
+
     def received(self, path: str | None = None) -> list[Received]:
         return [r for r in self.requests if path is None or r.path == path]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -268,3 +269,78 @@ async def test_endpoint_that_finishes_nothing_gets_no_queue(clock: Clock) -> Non
     assert limiter.inline_queue(URL, 0.25) == 0  # nothing finished for longer than the wait
     limiter.release(URL, 0.1)
     assert limiter.inline_queue(URL, 0.25) == 5  # answering again
+
+
+def test_overflow_delay_of_a_batch_reserves_a_slot_per_task() -> None:
+    limiter = EndpointLimiter(2)  # 0.1 s estimate: a slot every 0.05 s
+    assert limiter.overflow_delay_s(URL, now_s=50.0, count=4) == pytest.approx(0.05)
+    assert limiter.overflow_delay_s(URL, now_s=50.0) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(("silent_s", "interval_s"), [(0.0, 0.05), (0.05, 0.05), (6.0, 3.0)])
+async def test_an_endpoint_silent_for_a_while_is_spaced_by_that_while(
+    clock: Clock, silent_s: float, interval_s: float
+) -> None:
+    """A hanging endpoint has not timed out yet: its attempts already took `silent_s`."""
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 2)
+    clock.now_s += silent_s
+    assert limiter.overflow_delay_s(URL, now_s=clock()) == pytest.approx(interval_s)
+
+
+@pytest.mark.parametrize(
+    ("holders", "waiters", "max_waiting", "total_cap", "room"),
+    [
+        (0, 0, 0, None, 4),
+        (2, 0, 0, None, 2),
+        (4, 0, 3, None, 3),
+        (4, 2, 3, None, 1),
+        (4, 3, 3, None, 0),
+        (4, 2, 1, None, 0),  # more wait already than a caller with this queue would join
+        (4, 1, 3, 2, 1),  # the process-wide waiting budget is the tighter bound
+        (4, 2, 3, 2, 0),
+    ],
+)
+async def test_room_counts_the_acquires_that_would_not_be_refused(
+    holders: int, waiters: int, max_waiting: int, total_cap: int | None, room: int
+) -> None:
+    limiter = EndpointLimiter(4, max_total_waiting=total_cap)
+    await fill(limiter, URL, holders)
+    waiting = [asyncio.create_task(limiter.acquire(URL, max_waiting=99)) for _ in range(waiters)]
+    await let_waiters_run()
+    assert limiter.room(URL, max_waiting) == room
+    assert limiter.has_room(URL, max_waiting) == (room > 0)
+    taken = [
+        asyncio.create_task(limiter.acquire(URL, max_waiting=max_waiting)) for _ in range(room)
+    ]
+    await let_waiters_run()
+    assert not any(task.done() and not task.result() for task in taken)
+    assert await limiter.acquire(URL, max_waiting=max_waiting) is False  # one more is refused
+    for task in waiting + taken:
+        task.cancel()
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_busy_agrees_with_the_semaphore(seed: int) -> None:
+    """`busy` is `Semaphore.locked()` from the limiter's own counts, at every quiet point."""
+    rng = random.Random(seed)
+    limiter = EndpointLimiter(3)
+    held = 0
+    waiters: list[asyncio.Task[bool]] = []
+    for _ in range(60):
+        action = rng.choice(["acquire", "acquire", "release", "timeout", "cancel"])
+        if action == "acquire":
+            waiters.append(asyncio.create_task(limiter.acquire(URL, max_waiting=4)))
+        elif action == "timeout":
+            waiters.append(asyncio.create_task(limiter.acquire(URL, max_waiting=4, timeout_s=0)))
+        elif action == "cancel" and waiters:
+            waiters.pop(rng.randrange(len(waiters))).cancel()
+        elif action == "release" and held:
+            limiter.release(URL)
+        await let_waiters_run()
+        held = limiter.in_use(URL)
+        endpoint = limiter._endpoints.get(URL)
+        if endpoint is not None:
+            assert endpoint.busy(3) == endpoint.semaphore.locked()
+    for task in waiters:
+        task.cancel()
