@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from bridge import deadletter
-from bridge.bus import BusError, batch_subject, fetch, stragglers
+from bridge.bus import BusError, batch_subject, fetch, stragglers, tasks_subject
 from bridge.config import Settings
 from bridge.dispatch import Dispatcher
 from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes
@@ -39,9 +39,9 @@ ERROR_PAUSE_S = 1.0
 RECORD_HEADROOM_BYTES = 64 * 1024
 STRAGGLER_MARGIN_S = 0.2
 CANCEL_GRACE_S = 2.0
-TASK_QUEUE_FACTOR = 2
 INLINE_WAIT_S = 0.25
 TASK_WAIT_S = 1.0
+UNKNOWN_TASK_DELAY_S = 60.0
 REFILL_FRACTION = 4  # a full loop fetches again once a quarter of its capacity is free
 
 
@@ -289,12 +289,16 @@ class TaskHandler:
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
-        self._max_waiting = settings.endpoint_concurrency * TASK_QUEUE_FACTOR
+        self._task_subject = tasks_subject(settings)
         self._batch_prefix = batch_subject(settings).removesuffix("*")
 
     async def __call__(self, msg: Msg) -> None:
+        batch = msg.subject.startswith(self._batch_prefix)
+        if not batch and msg.subject != self._task_subject:
+            await _leave_for_newer(msg)
+            return
         try:
-            items = decode_batch(msg.data) if msg.subject.startswith(self._batch_prefix) else None
+            items = decode_batch(msg.data) if batch else None
             first = decode_task(items[0] if items else msg.data)
         except msgspec.DecodeError:
             log.error("dropping unreadable task", seq=msg.metadata.sequence.stream)
@@ -312,11 +316,6 @@ class TaskHandler:
             return
         await self._run(msg, task)
 
-    def _queue(self, url: str) -> int:
-        """A fast endpoint may queue what it serves within TASK_WAIT_S, a stalled one its
-        minimum."""
-        return max(self._max_waiting, self._dispatcher.limiter.inline_queue(url, TASK_WAIT_S))
-
     async def _run(self, msg: Msg, task: Task) -> None:
         limiter, url = self._dispatcher.limiter, task.target.url
         limiter.redeem(url)
@@ -326,14 +325,17 @@ class TaskHandler:
         await self._dispatcher.attempt(task)
         await msg.ack()
 
+    def _queue(self, url: str) -> int:
+        """An endpoint may queue what it serves within TASK_WAIT_S: a stalled one none, so
+        its tasks do not hold the waiting budget that healthy endpoints' events need."""
+        return self._dispatcher.limiter.inline_queue(url, TASK_WAIT_S)
+
     async def _split(self, msg: Msg, items: list[msgspec.Raw], url: str) -> None:
         """A batch stays one message while its endpoint is saturated. Once it has room, as
-        many tasks as it serves within TASK_WAIT_S go back as single tasks, promised to the
-        endpoint so that other batches do not take the same room, and the rest as a smaller
-        batch. A stalled endpoint so gets no queue of tasks that would only hold waiting
-        slots other endpoints need."""
+        many tasks as fit go back as single tasks, promised to the endpoint so that other
+        batches do not take the same room, and the rest as a smaller batch."""
         limiter = self._dispatcher.limiter
-        room = limiter.room(url, limiter.inline_queue(url, TASK_WAIT_S))
+        room = limiter.room(url, self._queue(url))
         if not room:
             await msg.nak(delay=limiter.overflow_delay_s(url, count=len(items)))
             return
@@ -341,6 +343,12 @@ class TaskHandler:
         limiter.promise(url, min(room, len(tasks)))
         await self._dispatcher.requeue(tasks[:room], tasks[room:])
         await msg.ack()
+
+
+async def _leave_for_newer(msg: Msg) -> None:
+    """A kind of task only a newer version writes (a rolling upgrade): hand it back."""
+    log.error("task of an unknown kind left for a newer replica", subject=msg.subject)
+    await msg.nak(delay=UNKNOWN_TASK_DELAY_S)
 
 
 async def _pause(stopping: asyncio.Event, seconds: float) -> None:

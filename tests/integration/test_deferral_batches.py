@@ -3,6 +3,8 @@ event, and every one of them arrives once the endpoint answers (bridge in-proces
 
 from __future__ import annotations
 
+import dataclasses
+
 import msgspec
 import nats.js.errors
 import pytest
@@ -123,3 +125,25 @@ def _task(url: str, n: int) -> Task:
         body=b"{}",
         published_at_s=1.0,
     )
+
+
+async def test_a_task_of_a_kind_from_a_newer_version_is_left_in_the_stream(
+    js: JetStreamContext, bridge_env: dict[str, str]
+) -> None:
+    """A rolling upgrade: a newer replica added a subject; this one must not drop its tasks."""
+    settings = load_settings(bridge_env)
+    await bus.ensure_topology(js, settings)
+    config = (await js.stream_info(settings.tasks_stream)).config
+    newer = f"{settings.tasks_stream}.newer"
+    await js.update_stream(dataclasses.replace(config, subjects=[*(config.subjects or []), newer]))
+    ack = await js.publish(newer, b"\x93\x01\x02\x03")
+    env = bridge_env | {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "LOG_LEVEL": "error"}
+    async with running_bridge(env):
+
+        async def handed_back() -> bool:
+            info = await js.consumer_info(settings.tasks_stream, settings.nats_durable)
+            return info.delivered.stream_seq >= ack.seq and info.num_ack_pending == 1
+
+        await wait_for(handed_back, 20, "the bridge never fetched the task")
+    state = (await js.stream_info(settings.tasks_stream)).state
+    assert state.messages == 1, "the task is still stored"

@@ -16,6 +16,7 @@ from bridge.tasks import (
     decode_task,
     encode_batch,
     encode_task,
+    handed_on,
 )
 
 A = "https://a.example.com/h"
@@ -127,3 +128,14 @@ def test_a_batch_message_id_depends_on_its_tasks_and_their_order() -> None:
     assert batch_message_id(tasks) == batch_message_id(list(tasks))
     assert batch_message_id(tasks) != batch_message_id(tasks[::-1])
     assert batch_message_id(tasks) != batch_message_id(tasks[:2])
+
+
+def test_a_task_handed_on_gets_a_message_id_of_its_own() -> None:
+    """Republished with the id of the message that carried it before, the stream would drop
+    it as a copy within its duplicate window, after that message was consumed."""
+    first = task(A, 0)
+    assert first.message_id == f"{first.delivery_id}:0:1"  # the id tasks always had
+    again = handed_on(first)
+    assert again.message_id != first.message_id
+    assert handed_on(again).message_id not in {first.message_id, again.message_id}
+    assert decode_task(encode_task(again)) == again
