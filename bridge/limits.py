@@ -57,7 +57,8 @@ class _Endpoint:
         """Reserved service slots keep their number when the estimate changes: an endpoint
         that recovers serves a backlog scheduled at its hanging pace much sooner."""
         if self.next_free_s > now_s:
-            backlog_s = (self.next_free_s - now_s) * self.estimate_s(now_s) / before_s
+            scale = self.estimate_s(now_s) / max(before_s, _MIN_DURATION_S)
+            backlog_s = (self.next_free_s - now_s) * scale
             self.next_free_s = now_s + min(backlog_s, MAX_OVERFLOW_DELAY_S)
 
     def busy(self, limit: int) -> bool:

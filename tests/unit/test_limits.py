@@ -344,3 +344,32 @@ async def test_busy_agrees_with_the_semaphore(seed: int) -> None:
             assert endpoint.busy(3) == endpoint.semaphore.locked()
     for task in waiters:
         task.cancel()
+
+
+@pytest.mark.parametrize(
+    ("silent_s", "duration_s", "backlog_s"),
+    [
+        (6.0, 0.1, 0.2),  # 4 slots reserved at the hanging pace (12 s), served at 0.05 s each
+        (0.0, 0.1, 0.2),  # same estimate: the reservation stands
+        (0.0, 0.0, 0.16),  # answered in no time: the average falls to 0.08 s
+    ],
+)
+async def test_a_release_rescales_the_reserved_backlog_to_the_new_estimate(
+    clock: Clock, silent_s: float, duration_s: float, backlog_s: float
+) -> None:
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 2)
+    clock.now_s += silent_s
+    for _ in range(4):
+        limiter.overflow_delay_s(URL, now_s=clock())
+    limiter.release(URL, duration_s)
+    assert limiter._endpoints[URL].next_free_s - clock() == pytest.approx(backlog_s)
+
+
+async def test_rescaling_from_a_zero_estimate_does_not_divide_by_zero(clock: Clock) -> None:
+    limiter = EndpointLimiter(2)
+    await fill(limiter, URL, 2)
+    limiter.overflow_delay_s(URL, now_s=clock())
+    limiter._endpoints[URL].duration_s = 0.0
+    limiter.release(URL, 0.0)
+    assert limiter._endpoints[URL].next_free_s == clock()  # nothing left reserved ahead
