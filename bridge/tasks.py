@@ -88,7 +88,7 @@ def decode_batch(data: bytes) -> list[msgspec.Raw]:
 
 def batch_message_id(tasks: list[Task]) -> str:
     """Nats-Msg-Id of a batch: the same tasks batched again (a redelivered fetch of the same
-    events after a crash) add no copy; each task keeps its own id when the batch is split."""
+    events after a crash) add no copy. A split hands each task on with an id of its own."""
     digest = hashlib.sha256("\n".join(task.message_id for task in tasks).encode())
     return f"batch:{digest.hexdigest()[:40]}"
 
