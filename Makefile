@@ -3,14 +3,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo run test tools lint format clean bench docs lock
+.PHONY: demo run test tools lint format clean bench docs lock upgrade-check
+
+# The lock pins every runtime, test and dev package with hashes (`make lock` moves it);
+# pyproject.toml keeps the ranges that people who `pip install` the package get.
+LOCK        := requirements/dev.lock
+DOCKER_LOCK := deploy/docker/requirements.lock
+COMPILE     := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+               --custom-compile-command "make lock" pyproject.toml
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+# --no-deps: the lock is the whole closure; --no-build-isolation: setuptools comes from it too
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 demo: $(VENV)/.installed
@@ -41,9 +49,24 @@ bench: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(BIN)/python tools/config_reference.py
 
-# deploy/docker/requirements.lock: the image's runtime packages, pinned with hashes
+# Move the locks on purpose: the newest versions pyproject.toml allows, for every platform.
+# The image's lock takes the same versions as the dev lock (-c), runtime packages only.
 lock: $(VENV)/.installed
-	$(BIN)/python tools/lock_requirements.py
+	$(COMPILE) requirements/build.in --extra dev --upgrade -o $(LOCK)
+	$(COMPILE) --extra speed -c $(LOCK) -o $(DOCKER_LOCK)
+	@echo "lock: wrote $(LOCK) and $(DOCKER_LOCK); 'make test' installs from them"
+
+# Would the newest allowed versions pass? A scratch venv, unlocked installs, the whole suite.
+# Nothing here touches .venv or the lock: moving the lock stays a decision (`make lock`).
+UPGRADE_VENV ?= $(or $(TMPDIR),/tmp)/webhook-bridge-upgrade-check
+upgrade-check:
+	rm -rf $(UPGRADE_VENV) && $(PYTHON) -m venv $(UPGRADE_VENV)
+	$(UPGRADE_VENV)/bin/pip install --quiet --upgrade pip
+	$(UPGRADE_VENV)/bin/pip install --quiet --upgrade -e '.[dev]'
+	@echo "upgrade-check: versions that differ from $(LOCK) (lock < newest):"
+	@$(UPGRADE_VENV)/bin/python tools/lock_drift.py $(LOCK)
+	$(MAKE) --no-print-directory tools BIN=$(UPGRADE_VENV)/bin
+	$(UPGRADE_VENV)/bin/pytest -q
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -87,12 +87,21 @@ def _object(data: bytes) -> dict[str, msgspec.Raw]:
         return _OBJECT.decode(data)
     except msgspec.ValidationError:
         raise _Invalid("event is not a JSON object", "not_object") from None
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        _require_utf8(data)
         raise _Invalid(f"event is not valid JSON: {error}", "not_json") from None
-    except UnicodeDecodeError:
-        raise _Invalid(_NOT_UTF8, "not_json") from None
     except RecursionError:  # msgspec walks nested values even when it keeps them raw
         raise _Invalid(_TOO_DEEP, "not_json") from None
+
+
+def _require_utf8(data: bytes) -> None:
+    """On a failed decode only: what failed is told by our own check, never by the text of
+    the library's error, which differs between versions (msgspec 0.23 no longer raises
+    UnicodeDecodeError)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Invalid(_NOT_UTF8, "not_json") from None
 
 
 def _event_name(
@@ -153,9 +162,8 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: msgspec.Raw | None, error: st
         return None
     try:
         return decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        _require_utf8(bytes(raw))
         raise _Invalid(error, "bad_field") from None
-    except UnicodeDecodeError:
-        raise _Invalid(_NOT_UTF8, "not_json") from None
     except RecursionError:
         raise _Invalid(_TOO_DEEP, "not_json") from None

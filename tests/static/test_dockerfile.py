@@ -6,17 +6,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from bridge.config import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK = ROOT / "deploy" / "docker" / "requirements.lock"
 Instruction = tuple[str, str]  # (INSTRUCTION, arguments)
 
 
@@ -140,31 +136,3 @@ def test_everything_copied_exists_and_is_in_the_build_context(
         assert not _ignored(source, patterns), f"{source} is excluded by .dockerignore"
     assert _ignored("tests/conftest.py", patterns)
     assert _ignored(".venv/bin/python", patterns)
-
-
-def _locked() -> dict[str, tuple[str, list[str]]]:
-    """Name → (pinned version, hashes) from requirements.lock."""
-    text = re.sub(r"\\\n", " ", LOCK.read_text())
-    locked = {}
-    for line in text.splitlines():
-        if line.strip() and not _comment(line):
-            requirement, *options = line.split()
-            name, _, version = requirement.partition("==")
-            hashes = [o.removeprefix("--hash=sha256:") for o in options]
-            locked[canonicalize_name(name)] = (version, hashes)
-    return locked
-
-
-def test_every_runtime_dependency_is_pinned_with_hashes() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["speed"]]
-    locked = _locked()
-    for text in wanted:
-        requirement = Requirement(text)
-        name = canonicalize_name(requirement.name)
-        assert name in locked, f"{name} is not in {LOCK.name}: run `make lock`"
-        version, hashes = locked[name]
-        assert requirement.specifier.contains(version), f"{text}: lock has {version}; make lock"
-        assert hashes, text
-    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for _v, hashes in locked.values() for h in hashes)
-    assert all(hashes for _version, hashes in locked.values())
