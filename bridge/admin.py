@@ -86,8 +86,15 @@ def _guard(settings: Settings) -> Any:
 
 
 def _bearer(authorization: str) -> bytes:
+    """The token's bytes as sent (aiohttp keeps undecodable bytes as surrogates); a value
+    that cannot be bytes again matches no token."""
     scheme, _, credentials = authorization.partition(" ")
-    return credentials.strip().encode() if scheme.lower() == "bearer" else b""
+    if scheme.lower() != "bearer":
+        return b""
+    try:
+        return credentials.strip().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b""
 
 
 @web.middleware

@@ -334,9 +334,28 @@ def _pick(name: str, env: Mapping[str, str], document: dict[str, Any], where: st
         raise ConfigError(f"{origin}: {error}") from None
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2's reading of plain scalars where it matters here: only `true` and `false` are
+    booleans and `null`/`~`/nothing is null. Every other plain scalar stays the text that was
+    written, so `id: off`, `id: no` or `id: 0755` keep their text (PyYAML's YAML 1.1 rules made
+    them a boolean or a number); the settings' parsers read numbers and durations from text,
+    as they do from the environment."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
+
+
 def _read_yaml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)
     except OSError as error:
         raise ConfigError(f"BRIDGE_CONFIG: cannot read {path}: {error.strerror}") from None
     except yaml.YAMLError as error:

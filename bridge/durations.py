@@ -6,6 +6,8 @@ import re
 
 _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+# Past this, clocks and timers overflow (datetime, asyncio); no setting or filter needs more.
+MAX_DURATION_S = 100 * 365 * 86400.0
 
 
 def parse_duration_s(text: str) -> float:
@@ -14,9 +16,11 @@ def parse_duration_s(text: str) -> float:
     if not match:
         raise ValueError(f"invalid duration {text!r} (use 500ms, 15s, 2m, 1h or seconds)")
     number, unit = match.groups()
-    if unit == "ms":
-        return float(number) / 1000  # dividing keeps 700ms exactly 0.7
-    return float(number) * _UNIT_S[unit or "s"]
+    # dividing keeps 700ms exactly 0.7
+    seconds = float(number) / 1000 if unit == "ms" else float(number) * _UNIT_S[unit or "s"]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"duration {text.strip()[:40]!r} is longer than 100 years")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -113,7 +113,7 @@ def _event_name(
     name = name.strip()
     if not name:
         raise _Invalid("event has no name (no 'event' field and no subject suffix)", "no_name")
-    if len(name) > 200 or any(ord(c) < 32 for c in name):
+    if len(name) > 200 or any(ord(c) < 32 or c == "\x7f" for c in name):
         raise _Invalid("event name is too long or has control characters", "bad_field")
     return name
 

@@ -36,10 +36,11 @@ def redact_url(url: str) -> str:
 
     A pattern rather than a URL parser, so that malformed URLs (no scheme, bad port, stray
     brackets) are redacted too: everything between the first `:` after `//` and the last `@`
-    before the path is the password.
+    before the path is the password. The user name may hold a raw `@` itself
+    (`//alice@example.com:pw@host`): the password still starts at the first `:`.
     """
     return _PASSWORD.sub(rf"\g<user>{REDACTED}@", url)
 
 
-# //user:password@host — the password may itself contain ':' or '@'
-_PASSWORD = re.compile(r"(?P<user>//[^/?#:@]*:)[^/?#]*@")
+# //user:password@host — the user may contain '@', the password ':' and '@'
+_PASSWORD = re.compile(r"(?P<user>//[^/?#:]*:)[^/?#]*@")

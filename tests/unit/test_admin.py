@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -94,6 +95,7 @@ async def test_without_token_reads_open_and_writes_refused(
         "/deliveries?limit=-1",
         "/deliveries?limit=ten",
         "/dlq?since=yesterday",
+        "/dlq?since=100000000d",  # overflowed datetime arithmetic (500) before
         "/dlq?all=maybe",
         "/dlq?limit=1.5",
     ],
@@ -126,3 +128,16 @@ async def test_openapi_document_lists_every_route(guarded: TestClient[object, ob
         "/dlq",
         "/dlq/replay",
     }
+
+
+@pytest.mark.parametrize("token", [b"\xff\xfe", b"s3cret-admin-toke\xff", b"\xc3(", b"\x80"])
+async def test_non_utf8_bearer_token_is_401_not_500(
+    guarded: TestClient[object, object], token: bytes
+) -> None:
+    """aiohttp hands undecodable header bytes on as surrogates; encoding them again raised."""
+    reader, writer = await asyncio.open_connection(guarded.host, guarded.port)
+    head = b"GET /webhooks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    writer.write(head + b"Authorization: Bearer " + token + b"\r\n\r\n")
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"401"

@@ -374,3 +374,33 @@ def test_repr_hides_secrets(tmp_path: Path) -> None:
 )
 def test_repr_hides_url_passwords(env: dict[str, str]) -> None:
     assert "hunter2" not in repr(load_settings(env))
+
+
+# --- YAML 1.2 scalars: only true/false are booleans, other plain scalars keep their text ---
+
+
+@pytest.mark.parametrize("word", ["off", "no", "on", "yes", "y", "n", "Off", "NO", "0755", "1_0"])
+def test_yaml_string_fields_keep_the_scalar_text(tmp_path: Path, word: str) -> None:
+    text = f"webhooks:\n  - id: {word}\n    url: https://h.example/x\n    tenants: [{word}]\n"
+    (hook,) = load_yaml(tmp_path, text).webhooks
+    assert (hook.id, hook.tenants) == (word, (word,))
+
+
+@pytest.mark.parametrize(
+    ("scalar", "active"), [("true", True), ("false", False), ("True", True), ("FALSE", False)]
+)
+def test_yaml_booleans_are_true_and_false(tmp_path: Path, scalar: str, active: bool) -> None:
+    text = f"webhooks:\n  - id: a\n    url: https://h.example/x\n    active: {scalar}\n"
+    assert load_yaml(tmp_path, text).webhooks[0].active is active
+
+
+def test_yaml_numbers_are_read_from_their_text(tmp_path: Path) -> None:
+    # YAML 1.1 reads 010 as 8; the port and count parsers read the text, as from the env
+    settings = load_yaml(tmp_path, "webhook_timeout: 90\nhttp_port: 010\nnats_replicas: 3\n")
+    assert (settings.timeout_s, settings.http_port, settings.nats_replicas) == (90.0, 10, 3)
+
+
+def test_yaml_sexagesimal_is_no_longer_a_silent_number(tmp_path: Path) -> None:
+    # YAML 1.1 read `1:30` as 90 seconds; as text it is not a duration, and says where
+    with pytest.raises(ConfigError, match="webhook_timeout: invalid duration '1:30'"):
+        load_yaml(tmp_path, "webhook_timeout: 1:30\n")

@@ -125,3 +125,9 @@ def test_seconds_round_trip(seconds: float) -> None:
 )
 def test_parse_milliseconds_exactly(text: str, seconds: float) -> None:
     assert parse_duration_s(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["100000000d", "3153600001", "9" * 400, "36501d"])
+def test_parse_refuses_durations_that_overflow_clocks(text: str) -> None:
+    with pytest.raises(ValueError, match="longer than 100 years"):
+        parse_duration_s(text)

@@ -232,6 +232,8 @@ def test_body_with_webhook_drops_it_and_keeps_values_verbatim(data: bytes, body:
         (b'{"event": "  "}', "greenlight.events", "no_name"),
         (b'{"event": 5}', SUBJECT, "bad_field"),
         (b'{"event": "a\\u0001b"}', SUBJECT, "bad_field"),
+        (b'{"event": "a\\u007fb"}', SUBJECT, "bad_field"),  # DEL: no header may carry it
+        (b'{"event": "job.\x7f"}', SUBJECT, "bad_field"),
         (b'{"webhook": 5}', SUBJECT, "bad_field"),
     ],
 )

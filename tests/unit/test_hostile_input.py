@@ -26,6 +26,7 @@ from bridge.config import load_settings
 from bridge.events import Event, InvalidEvent, decode_event
 from bridge.routing import Router, is_url
 from bridge.secrets import redact_url
+from bridge.settings_view import redacted
 from bridge.urlpolicy import (
     MAX_URL_LENGTH,
     AddressPolicy,
@@ -356,3 +357,29 @@ def test_vetting_any_resolver_answer_refuses_or_passes(host: str, address: str) 
         return
     event("vet: passed")
     assert forbidden_reason(ipaddress.ip_address(address)) in (None, "private")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:hunter2@h.example/x", "https://u:***@h.example/x"),
+        (
+            "https://alice@example.com:hunter2@hooks.example.com/x",
+            "https://alice@example.com:***@hooks.example.com/x",
+        ),
+        ("https://a@b:hun@ter2@h.example/x", "https://a@b:***@h.example/x"),
+        ("https://u:hunter2@h.example/p@q", "https://u:***@h.example/p@q"),
+        ("https://h.example:8443/p@q:r", "https://h.example:8443/p@q:r"),
+        ("https://token@h.example/x", "https://token@h.example/x"),
+    ],
+)
+def test_redact_url_table(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_config_view_redacts_a_user_name_with_a_raw_at() -> None:
+    url = "https://alice@example.com:hunter2@hooks.example.com/x"
+    view = redacted(
+        load_settings({"DEFAULT_WEBHOOK_URLS": url, "NATS_URL": "nats://u:hunter2@n:4222"})
+    )
+    assert "hunter2" not in repr(view)
