@@ -75,6 +75,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret: Secret
     concurrency: int
     endpoint_concurrency: int
+    origin_concurrency: int
     allow_private_urls: bool
     allowed_cidrs: tuple[str, ...]
     require_https: bool
@@ -109,6 +110,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def effective_ack_wait_s(self) -> float:
         """An attempt in flight must never outlive the ack deadline of its message."""
         return max(self.nats_ack_wait_s, 2 * self.timeout_s + 5)
+
+    @property
+    def origin_limit(self) -> int:
+        """Attempts in flight per origin: what was set, else four URLs' worth."""
+        return self.origin_concurrency or 4 * self.endpoint_concurrency
 
     @property
     def secret_is_default(self) -> bool:
@@ -296,6 +302,8 @@ FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "WEBHOOK_SECRET": ("secret", DEFAULT_SECRET, _secret),
     "WEBHOOK_CONCURRENCY": ("concurrency", 256, _int_at_least(1, 100_000)),
     "WEBHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", 16, _int_at_least(1, 100_000)),
+    # 0: four times WEBHOOK_ENDPOINT_CONCURRENCY (Settings.origin_limit)
+    "WEBHOOK_ORIGIN_CONCURRENCY": ("origin_concurrency", 0, _int_at_least(0, 100_000)),
     "WEBHOOK_ALLOW_PRIVATE_URLS": ("allow_private_urls", False, _bool),
     "WEBHOOK_ALLOWED_CIDRS": ("allowed_cidrs", "", _cidrs),
     "WEBHOOK_REQUIRE_HTTPS": ("require_https", False, _bool),

@@ -83,7 +83,9 @@ class Dispatcher:
         self._delivery_log = DeliveryLog(js, nc, metrics)
         self._attempt_log = AttemptLog(metrics)
         self.limiter = EndpointLimiter(
-            settings.endpoint_concurrency, max_total_waiting=settings.concurrency
+            settings.endpoint_concurrency,
+            max_total_waiting=settings.concurrency,
+            origin_limit=settings.origin_limit,
         )
         self._slots = asyncio.Semaphore(settings.concurrency)
         # an unacked message is redelivered after ack_wait: give up publishing well before

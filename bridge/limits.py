@@ -1,4 +1,10 @@
-"""Per-endpoint concurrency: slots per URL, a short bounded queue, and an overflow schedule.
+"""Per-endpoint concurrency: slots per URL and per origin, a short bounded queue, and an
+overflow schedule.
+
+Each URL has its own slots, so one hanging path cannot hold back another; the URLs of one
+origin (scheme, host, port) also share a larger cap, so an event that lists many paths on
+one host cannot turn into as many concurrent requests to it (fan-out amplification). An
+attempt takes its URL's slot, then its origin's.
 
 A delivery that finds its endpoint saturated either waits in a queue of bounded length (task
 consumer) or does not wait at all (events consumer, which defers it as a task). A task that
@@ -12,7 +18,9 @@ drains soon after its endpoint recovers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from urllib.parse import urlsplit
 
 # A backlog for an endpoint that hangs comes back at least this often, so it drains within
 # this long of the endpoint answering again (nak'd messages cannot be called back sooner).
@@ -24,11 +32,28 @@ _MIN_DURATION_S = 0.001
 _EWMA_WEIGHT = 0.2
 
 
+class _Origin:
+    """The slots that every URL of one origin shares; `endpoints` counts the URLs kept."""
+
+    __slots__ = ("endpoints", "holders", "limit", "semaphore", "waiting")
+
+    def __init__(self, limit: int) -> None:
+        self.semaphore = asyncio.Semaphore(limit)
+        self.limit = limit
+        self.endpoints = 0
+        self.holders = 0
+        self.waiting = 0
+
+    def free(self) -> int:
+        return max(0, self.limit - self.holders - self.waiting)
+
+
 class _Endpoint:
     __slots__ = (
         "duration_s",
         "never_released",
         "next_free_s",
+        "origin",
         "promised",
         "promised_until_s",
         "released_s",
@@ -37,8 +62,9 @@ class _Endpoint:
         "waiting",
     )
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, origin: _Origin) -> None:
         self.semaphore = asyncio.Semaphore(limit)
+        self.origin = origin
         self.users = 0
         self.waiting = 0
         self.duration_s = _INITIAL_DURATION_S
@@ -62,19 +88,28 @@ class _Endpoint:
             self.next_free_s = now_s + min(backlog_s, MAX_OVERFLOW_DELAY_S)
 
     def busy(self, limit: int) -> bool:
-        """No free slot, or others wait for one already: `semaphore.locked()` without its
-        walk over the waiters, which a long queue makes costly on every call."""
-        return self.waiting > 0 or self.users - self.waiting >= limit
+        """No free slot here or at the origin, or others wait for one already:
+        `semaphore.locked()` without its walk over the waiters, which a long queue makes
+        costly on every call."""
+        return self.waiting > 0 or self.users - self.waiting >= limit or not self.origin.free()
+
+    def holders(self) -> int:
+        return self.users - self.waiting
 
 
 class EndpointLimiter:
-    """At most `limit` attempts in flight per endpoint URL in this process."""
+    """At most `limit` attempts in flight per endpoint URL, and `origin_limit` per origin,
+    in this process."""
 
-    def __init__(self, limit: int, max_total_waiting: int | None = None) -> None:
+    def __init__(
+        self, limit: int, max_total_waiting: int | None = None, origin_limit: int | None = None
+    ) -> None:
         self._limit = limit
+        self._origin_limit = origin_limit or limit
         self._max_total_waiting = max_total_waiting
         self._total_waiting = 0
         self._endpoints: dict[str, _Endpoint] = {}
+        self._origins: dict[str, _Origin] = {}
         self._next_sweep_s = 0.0
 
     async def acquire(
@@ -85,9 +120,7 @@ class EndpointLimiter:
         every handler), and for at most `timeout_s`; False when the caller should hand the
         work back instead."""
         self._sweep()
-        endpoint = self._endpoints.get(url) or self._endpoints.setdefault(
-            url, _Endpoint(self._limit)
-        )
+        endpoint = self._endpoint(url)
         busy = endpoint.busy(self._limit)
         if busy and not self._may_wait(endpoint, max_waiting):
             self._forget_if_idle(url, endpoint)
@@ -96,7 +129,7 @@ class EndpointLimiter:
         endpoint.waiting += busy
         self._total_waiting += busy
         try:
-            await _take(endpoint.semaphore, timeout_s if busy else None)
+            await _take(endpoint, timeout_s if busy else None)
         except TimeoutError:
             self._leave(url, endpoint)
             return False
@@ -107,6 +140,20 @@ class EndpointLimiter:
             endpoint.waiting -= busy
             self._total_waiting -= busy
         return True
+
+    def _endpoint(self, url: str) -> _Endpoint:
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            endpoint = self._endpoints[url] = _Endpoint(self._limit, self._origin(url))
+            endpoint.origin.endpoints += 1
+        return endpoint
+
+    def _origin(self, url: str) -> _Origin:
+        key = origin_of(url)
+        origin = self._origins.get(key)
+        if origin is None:
+            origin = self._origins[key] = _Origin(self._origin_limit)
+        return origin
 
     def inline_queue(self, url: str, max_wait_s: float) -> int:
         """How many may wait for `url` if none should wait longer than `max_wait_s`, judged
@@ -126,26 +173,34 @@ class EndpointLimiter:
     def has_room(self, url: str, max_waiting: int) -> bool:
         """Whether `acquire(url, max_waiting=...)` would take a slot or queue, not refuse."""
         endpoint = self._endpoints.get(url)
-        if endpoint is None or not endpoint.busy(self._limit):
-            return True
-        return self._may_wait(endpoint, max_waiting)
+        if endpoint is not None:
+            return not endpoint.busy(self._limit) or self._may_wait(endpoint, max_waiting)
+        origin = self._origins.get(origin_of(url))
+        return origin is None or origin.free() > 0 or self._may_wait(None, max_waiting)
 
     def room(self, url: str, max_waiting: int) -> int:
         """How many `acquire(url, max_waiting=...)` calls made now would not be refused,
         less the tasks promised to this endpoint that have not arrived yet."""
-        endpoint = self._endpoints.get(url) or _Endpoint(self._limit)
-        holders = endpoint.users - endpoint.waiting
-        queue = max(0, max_waiting - endpoint.waiting)
-        if self._max_total_waiting is not None:
-            queue = min(queue, max(0, self._max_total_waiting - self._total_waiting))
-        free = max(0, self._limit - holders) + queue
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            origin = self._origins.get(origin_of(url))
+            slots = min(self._limit, origin.free() if origin else self._origin_limit)
+            return slots + self._queue_room(max_waiting)
+        slots = min(max(0, self._limit - endpoint.holders()), endpoint.origin.free())
+        free = slots + self._queue_room(max_waiting - endpoint.waiting)
         return max(0, free - _promised(endpoint, time.monotonic()))
+
+    def _queue_room(self, max_waiting: int) -> int:
+        queue = max(0, max_waiting)
+        if self._max_total_waiting is None:
+            return queue
+        return min(queue, max(0, self._max_total_waiting - self._total_waiting))
 
     def promise(self, url: str, count: int) -> None:
         """`count` tasks for `url` were just queued to run soon: count them against its room
         until they arrive (`redeem`), for PROMISE_S at most (another replica may take them)."""
         now_s = time.monotonic()
-        endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
+        endpoint = self._endpoint(url)
         endpoint.promised = _promised(endpoint, now_s) + count
         endpoint.promised_until_s = now_s + PROMISE_S
 
@@ -155,16 +210,18 @@ class EndpointLimiter:
         if endpoint is not None and endpoint.promised:
             endpoint.promised -= 1
 
-    def _may_wait(self, endpoint: _Endpoint, max_waiting: int) -> bool:
+    def _may_wait(self, endpoint: _Endpoint | None, max_waiting: int) -> bool:
         cap = self._max_total_waiting
         budget_left = cap is None or self._total_waiting < cap
-        return endpoint.waiting < max_waiting and budget_left
+        return (endpoint.waiting if endpoint else 0) < max_waiting and budget_left
 
     def release(self, url: str, duration_s: float | None = None) -> None:
         endpoint, now_s = self._endpoints[url], time.monotonic()
         before_s = endpoint.estimate_s(now_s)
         if duration_s is not None:
             endpoint.duration_s += _EWMA_WEIGHT * (duration_s - endpoint.duration_s)
+        endpoint.origin.holders -= 1
+        endpoint.origin.semaphore.release()
         endpoint.semaphore.release()
         endpoint.released_s = now_s
         endpoint.never_released = False
@@ -175,7 +232,7 @@ class EndpointLimiter:
         """Reserve the next `count` virtual service slots of a saturated endpoint; seconds
         until the first of them."""
         now_s = time.monotonic() if now_s is None else now_s
-        endpoint = self._endpoints.setdefault(url, _Endpoint(self._limit))
+        endpoint = self._endpoint(url)
         interval_s = endpoint.estimate_s(now_s) / self._limit
         horizon_s = now_s + MAX_OVERFLOW_DELAY_S
         first_s = min(max(now_s, endpoint.next_free_s) + interval_s, horizon_s)
@@ -184,7 +241,11 @@ class EndpointLimiter:
 
     def in_use(self, url: str) -> int:
         endpoint = self._endpoints.get(url)
-        return endpoint.users - endpoint.waiting if endpoint else 0
+        return endpoint.holders() if endpoint else 0
+
+    def origin_in_use(self, url: str) -> int:
+        origin = self._origins.get(origin_of(url))
+        return origin.holders if origin else 0
 
     def _leave(self, url: str, endpoint: _Endpoint) -> None:
         endpoint.users -= 1
@@ -194,6 +255,9 @@ class EndpointLimiter:
         now_s = time.monotonic()
         if endpoint.users == 0 and max(endpoint.next_free_s, endpoint.promised_until_s) <= now_s:
             del self._endpoints[url]
+            endpoint.origin.endpoints -= 1
+            if not endpoint.origin.endpoints:
+                del self._origins[origin_of(url)]
 
     def _sweep(self) -> None:
         """Drop idle endpoints now and then: per-job URLs may never come back."""
@@ -209,10 +273,38 @@ def _promised(endpoint: _Endpoint, now_s: float) -> int:
     return endpoint.promised if now_s < endpoint.promised_until_s else 0
 
 
-async def _take(semaphore: asyncio.Semaphore, timeout_s: float | None) -> None:
-    """Acquire, raising TimeoutError after `timeout_s` (no timer when None: the common case)."""
+async def _take(endpoint: _Endpoint, timeout_s: float | None) -> None:
+    """Both slots; TimeoutError after `timeout_s` with neither held (no timer when None:
+    the common case)."""
     if timeout_s is None:
-        await semaphore.acquire()
+        await _take_both(endpoint)
         return
     async with asyncio.timeout(timeout_s):
-        await semaphore.acquire()
+        await _take_both(endpoint)
+
+
+async def _take_both(endpoint: _Endpoint) -> None:
+    """The URL's slot, then the origin's (always in that order: no cycle of waits)."""
+    await endpoint.semaphore.acquire()
+    origin = endpoint.origin
+    origin.waiting += 1
+    try:
+        await origin.semaphore.acquire()
+    except BaseException:
+        endpoint.semaphore.release()
+        raise
+    finally:
+        origin.waiting -= 1
+    origin.holders += 1
+
+
+@functools.lru_cache(maxsize=4096)
+def origin_of(url: str) -> str:
+    """`scheme://host:port`, the default port spelled out, so that the spellings of one
+    origin share its slots; a URL too malformed to split is its own origin."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return url
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"

@@ -54,6 +54,8 @@ MEANINGS = {
     "default); `whsec_<base64>` accepted",
     "WEBHOOK_CONCURRENCY": "attempts in flight per process",
     "WEBHOOK_ENDPOINT_CONCURRENCY": "attempts in flight per endpoint URL per process",
+    "WEBHOOK_ORIGIN_CONCURRENCY": "attempts in flight per origin (scheme, host, port) per "
+    "process, shared by all its URLs; `0` = four times `WEBHOOK_ENDPOINT_CONCURRENCY`",
     "WEBHOOK_ALLOW_PRIVATE_URLS": "let per-job URLs reach loopback, private, link-local or "
     "metadata addresses",
     "WEBHOOK_ALLOWED_CIDRS": "networks per-job URLs may reach although private, "

@@ -6,6 +6,7 @@ has its own reply policy, which a test may change at any time:
     receiver.reply("/a", 500, 502, 200)    # scripted: 500, then 502, then 200 for ever
     receiver.reply("/b", 429, headers={"Retry-After": "1"})
     receiver.hang("/c")                     # never answer (until the receiver stops)
+    receiver.slow("/d", 0.3)                # 200 after 0.3 s
 
 Paths without a policy answer 200.
 """
@@ -57,6 +58,7 @@ class ReplyPolicy:
     statuses: tuple[int, ...] = (200,)
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    delay_s: float = 0.0
     served: int = 0
 
     def next_status(self) -> int:
@@ -70,6 +72,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0  # the most requests open at once since start
         self._policies: dict[str, ReplyPolicy] = {}
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -98,6 +102,10 @@ class Receiver:
         """Answer `path` with `statuses` in order, the last one repeating."""
         self._policies[path] = ReplyPolicy(statuses=statuses or (200,), headers=headers or {})
 
+    def slow(self, path: str, delay_s: float) -> None:
+        """Answer `path` with 200 after `delay_s` (a receiver that takes its time)."""
+        self._policies[path] = ReplyPolicy(delay_s=delay_s)
+
     def hang(self, path: str) -> None:
         """Never answer requests to `path` (they are still recorded)."""
         self._policies[path] = ReplyPolicy(hang=True)
@@ -114,6 +122,14 @@ class Receiver:
         return len(self.received(path))
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         arrived_at = time.monotonic()
         body = await request.read()
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
@@ -122,4 +138,6 @@ class Receiver:
         if policy.hang:
             await self._release.wait()
             return web.Response(status=503)
+        if policy.delay_s:
+            await asyncio.sleep(policy.delay_s)
         return web.Response(status=policy.next_status(), headers=policy.headers)

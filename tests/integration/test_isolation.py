@@ -65,3 +65,26 @@ async def test_failing_endpoint_retries_do_not_stall_healthy_one(
         # every healthy delivery lands while hundreds of retries for /down are waiting
         await wait_for(arrived(receiver, "/ok", EVENTS), 60, "all events at /ok")
         assert receiver.count("/ok") == EVENTS
+
+
+async def test_many_paths_on_one_host_share_the_origin_cap(
+    nats_server: NatsServer, js: JetStreamContext, receiver: Receiver
+) -> None:
+    """Fan-out amplification: events listing many paths on one host must not open a request
+    per path at once. Per URL 2, per origin 3; without the origin cap the first event alone
+    opens 10."""
+    paths = [f"/victim/{i}" for i in range(10)]
+    for path in paths:
+        receiver.slow(path, 0.2)
+    env = env_for(nats_server, []) | {
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        "WEBHOOK_ENDPOINT_CONCURRENCY": "2",
+        "WEBHOOK_ORIGIN_CONCURRENCY": "3",
+    }
+    webhook = [receiver.url(path) for path in paths]
+    async with running_bridge(env):
+        events = [(f"e{i}", job_event("job.completed", f"j{i}", webhook=webhook)) for i in range(3)]
+        await publish_events_async(js, events)
+        await wait_for(lambda: receiver.count() >= 30, 60, "every path of every event")
+        assert receiver.count() == 30
+        assert receiver.peak_in_flight == 3

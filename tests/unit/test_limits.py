@@ -373,3 +373,82 @@ async def test_rescaling_from_a_zero_estimate_does_not_divide_by_zero(clock: Clo
     limiter._endpoints[URL].duration_s = 0.0
     limiter.release(URL, 0.0)
     assert limiter._endpoints[URL].next_free_s == clock()  # nothing left reserved ahead
+
+
+# --- per origin: the URLs of one host share a cap (fan-out amplification) ---
+
+ORIGIN_URLS = [f"https://victim.example/{i}" for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("https://h.example/a", "https://h.example/b?q=1", True),
+        ("https://H.Example/a", "https://h.example:443/b", True),
+        ("http://h.example/a", "http://h.example:80/b", True),
+        ("https://u:p@h.example/a", "https://h.example/b", True),
+        ("http://h.example/a", "https://h.example/a", False),
+        ("https://h.example:8443/a", "https://h.example/a", False),
+        ("https://a.h.example/a", "https://h.example/a", False),
+        ("https://[::1]:8080/a", "https://[::1]:8080/b", True),
+    ],
+)
+def test_origin_of(a: str, b: str, same: bool) -> None:
+    assert (limits.origin_of(a) == limits.origin_of(b)) is same
+
+
+async def test_urls_of_one_origin_share_its_cap() -> None:
+    limiter = EndpointLimiter(4, origin_limit=6)
+    await fill(limiter, ORIGIN_URLS[0], 4)
+    await fill(limiter, ORIGIN_URLS[1], 2)
+    assert limiter.origin_in_use(ORIGIN_URLS[5]) == 6
+    assert not limiter.has_room(ORIGIN_URLS[2], 0)
+    assert limiter.room(ORIGIN_URLS[2], 0) == 0
+    assert not await limiter.acquire(ORIGIN_URLS[2])  # its own slots are free, the origin's not
+    assert await limiter.acquire(OTHER)  # another origin is untouched
+    limiter.release(ORIGIN_URLS[0])
+    assert limiter.room(ORIGIN_URLS[2], 0) == 1
+    assert await limiter.acquire(ORIGIN_URLS[2])
+
+
+async def test_a_waiter_for_the_origin_gets_a_slot_another_url_releases() -> None:
+    limiter = EndpointLimiter(2, origin_limit=2)
+    await fill(limiter, ORIGIN_URLS[0], 2)
+    waiter = asyncio.create_task(limiter.acquire(ORIGIN_URLS[1], max_waiting=1))
+    await let_waiters_run()
+    assert not waiter.done()
+    limiter.release(ORIGIN_URLS[0])
+    assert await waiter
+    assert limiter.origin_in_use(ORIGIN_URLS[0]) == 2
+
+
+async def test_giving_up_on_the_origin_frees_the_url_slot() -> None:
+    limiter = EndpointLimiter(2, origin_limit=1)
+    await fill(limiter, ORIGIN_URLS[0], 1)
+    assert not await limiter.acquire(ORIGIN_URLS[1], max_waiting=1, timeout_s=0.01)
+    cancelled = asyncio.create_task(limiter.acquire(ORIGIN_URLS[1], max_waiting=1))
+    await let_waiters_run()
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert limiter.in_use(ORIGIN_URLS[1]) == 0
+    limiter.release(ORIGIN_URLS[0])
+    await fill(limiter, ORIGIN_URLS[1], 1)
+
+
+async def test_fan_out_to_many_paths_never_exceeds_the_origin_cap() -> None:
+    """1,000 distinct paths on one host, all wanting a slot at once."""
+    limiter = EndpointLimiter(16, origin_limit=64)
+    urls = [f"https://victim.example/{i}" for i in range(1000)]
+    peak = 0
+
+    async def attempt(url: str) -> None:
+        nonlocal peak
+        assert await limiter.acquire(url, max_waiting=1)
+        peak = max(peak, limiter.origin_in_use(url))
+        await asyncio.sleep(0)
+        limiter.release(url)
+
+    await asyncio.gather(*(attempt(url) for url in urls))
+    assert peak == 64
+    assert limiter._endpoints == {}
+    assert limiter._origins == {}  # forgotten with the last of its URLs
