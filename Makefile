@@ -40,12 +40,13 @@ tools: | $(BIN)/python
 	  dpkg-deb -x prometheus_*.deb . && cp usr/bin/promtool usr/bin/prometheus $(abspath $(BIN))/ \
 	) || echo "tools: apt-get download prometheus failed; the promtool tests will skip"
 
-# The bridge against a raw NATS -> HTTP baseline (README "Performance"); ~20 min on 2 cores.
+# The bridge against a raw NATS -> HTTP baseline (docs/performance.md); ~20 min on 2 cores.
 # Smaller or selected runs: make bench BENCH_ARGS="--runs 1 --scale 0.1 --only 1,5"
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# README's configuration reference, rendered from bridge/config.py (a test fails when stale)
+# The configuration reference of docs/contract.md, rendered from bridge/config.py
+# (a test fails when stale)
 docs: $(VENV)/.installed
 	$(BIN)/python tools/config_reference.py
 

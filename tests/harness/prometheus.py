@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "webhook-bridge.json"
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 ALERT_TESTS = REPO / "deploy" / "prometheus" / "alerts.test.yml"
-README = REPO / "README.md"
+OPERATIONS = REPO / "docs" / "operations.md"  # the dashboard and the alerts' runbooks
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0

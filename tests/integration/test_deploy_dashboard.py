@@ -1,13 +1,19 @@
 """deploy/grafana/dashboards/webhook-bridge.json: ready for Grafana's file provisioning, on a
-Prometheus data source chosen by variable, laid out without overlaps, and described in the
-README panel by panel."""
+Prometheus data source chosen by variable, laid out without overlaps, and described in
+docs/operations.md panel by panel."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
-from harness.prometheus import README, dashboard, dashboard_exprs, dashboard_panels, selectors
+from harness.prometheus import (
+    OPERATIONS,
+    dashboard,
+    dashboard_exprs,
+    dashboard_panels,
+    selectors,
+)
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_COLUMNS = 24
@@ -77,8 +83,8 @@ def test_layout_has_unique_ids_and_no_overlaps() -> None:
         taken |= cells
 
 
-def test_readme_describes_every_panel() -> None:
-    readme = " ".join(README.read_text().split())  # a bold title may wrap across lines
+def test_operations_doc_describes_every_panel() -> None:
+    doc = " ".join(OPERATIONS.read_text().split())  # a bold title may wrap across lines
     for panel in dashboard_panels():
         assert panel.get("description") or panel["type"] == "row", panel["title"]
-        assert f"**{panel['title']}**" in readme, f"README does not describe {panel['title']!r}"
+        assert f"**{panel['title']}**" in doc, f"operations.md does not describe {panel['title']!r}"

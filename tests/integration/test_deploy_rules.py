@@ -1,5 +1,6 @@
 """deploy/prometheus/alerts.yml: promtool accepts the rules and passes their unit tests, every
-alert is tested firing and quiet, and every runbook link lands on a README section."""
+alert is tested firing and quiet, and every runbook link lands on a section of
+docs/operations.md."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from harness.prometheus import ALERT_TESTS, ALERTS, README, alert_rules, require_tool, run_tool
+from harness.prometheus import (
+    ALERT_TESTS,
+    ALERTS,
+    OPERATIONS,
+    alert_rules,
+    require_tool,
+    run_tool,
+)
 
 
 @pytest.fixture
@@ -51,14 +59,14 @@ def _github_anchor(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def test_every_alert_links_a_readme_runbook() -> None:
-    readme = README.read_text()
-    headings = re.findall(r"^#+ (.+)$", readme, flags=re.MULTILINE)
+def test_every_alert_links_a_runbook_in_operations() -> None:
+    operations = OPERATIONS.read_text()
+    headings = re.findall(r"^#+ (.+)$", operations, flags=re.MULTILINE)
     anchors = {_github_anchor(heading) for heading in headings}
     for rule in alert_rules():
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["description"], rule["alert"]
         link = rule["annotations"]["runbook_url"]
-        assert link == f"README.md#{_github_anchor(rule['alert'])}", rule["alert"]
-        assert link.split("#", 1)[1] in anchors, f"{rule['alert']}: no README section {link}"
+        assert link == f"docs/operations.md#{_github_anchor(rule['alert'])}", rule["alert"]
+        assert link.split("#", 1)[1] in anchors, f"{rule['alert']}: no runbook section {link}"

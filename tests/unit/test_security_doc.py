@@ -1,4 +1,5 @@
-"""The receiver snippets in SECURITY.md verify what the bridge signs (Python and Node)."""
+"""The receiver snippets of docs/receivers.md (the one copy; README and SECURITY.md link to
+it) verify what the bridge signs, executed exactly as printed (Python and Node)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from bridge.signing import WEBHOOK_SIGNATURE_HEADER, signature_headers
 
-DOC = Path(__file__).resolve().parents[2] / "SECURITY.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "receivers.md"
 BODY = b'{"event":"job.completed","job_id":"j_1","note":"caf\xc3\xa9"}'
 DELIVERY_ID = "dlv_0123456789abcdef0123456789abcdef"
 NEW, OLD = "new-secret", "old-secret"
@@ -55,9 +56,14 @@ def headers_of(case: Case) -> dict[str, str]:
     return signed(secrets, int(time.time()) - age_s)
 
 
-def _run_python(case: Case) -> list[bool]:
+def _python_receiver() -> dict[str, Any]:
     namespace: dict[str, Any] = {}
     exec(snippet("python"), namespace)  # the documented code, exactly as printed
+    return namespace
+
+
+def _run_python(case: Case) -> list[bool]:
+    namespace = _python_receiver()
     greenlight: Callable[..., bool] = namespace["verify_greenlight"]
     standard: Callable[..., bool] = namespace["verify_standard"]
     _name, _secrets, _age_s, secret, key, body, *_ = case
@@ -71,6 +77,11 @@ def _run_python(case: Case) -> list[bool]:
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
 def test_python_snippet(case: Case) -> None:
     assert _run_python(case) == [case[6], case[7]]
+
+
+def test_python_snippet_refuses_a_non_ascii_signature_without_raising() -> None:
+    verify_greenlight = _python_receiver()["verify_greenlight"]
+    assert verify_greenlight(NEW, BODY, "sha256=\u00e9") is False
 
 
 NODE_DRIVER = """
