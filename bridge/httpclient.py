@@ -98,8 +98,7 @@ async def system_resolve(host: str, port: int) -> list[str]:
 class Connection(asyncio.Protocol):
     """One keep-alive connection; carries one request at a time."""
 
-    def __init__(self, max_body: int) -> None:
-        self._max_body = max_body
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser: ResponseParser | None = None
         self.lost = False
@@ -163,7 +162,7 @@ class Connection(asyncio.Protocol):
         """Write a request; return once the response head is in (TimeoutError at `deadline`)."""
         if self.lost or self.transport is None:
             raise Disconnected("server disconnected")
-        parser = self.parser = ResponseParser(self._max_body)
+        parser = self.parser = ResponseParser()
         self._want_end = False
         self.transport.writelines(chunks)
         if parser.head is None:
@@ -256,13 +255,11 @@ class Client:
         policy: AddressPolicy,
         *,
         max_idle: int,
-        max_body: int,
         resolve: Resolve | None = None,
     ) -> None:
         self._policy = policy
         self._resolve = resolve or system_resolve  # tests answer names from a table
         self._pool = Pool(max_idle)
-        self._max_body = max_body
         self._tls = ssl.create_default_context()
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -306,7 +303,7 @@ class Client:
         for host in hosts:
             try:
                 _, connection = await loop.create_connection(
-                    self._connection,
+                    Connection,
                     host,
                     parsed.port,
                     ssl=tls,
@@ -316,9 +313,6 @@ class Client:
             except OSError as failure:
                 error = failure
         raise ConnectFailed(parsed.host, parsed.port, error)
-
-    def _connection(self) -> Connection:
-        return Connection(self._max_body)
 
     async def _vetted_addresses(self, parsed: ParsedUrl) -> list[str]:
         """Every address of the name, each vetted: one forbidden answer refuses the name."""

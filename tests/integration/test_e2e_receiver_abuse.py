@@ -1,9 +1,11 @@
 """Receivers that abuse the bridge: endless bodies, silence, dripping bytes, redirects, resets.
 
-Every abusive attempt must end by WEBHOOK_TIMEOUT with a clear outcome, read a bounded body,
-follow no redirect, and leave every worker free: healthy deliveries flow afterwards. The
-per-job URLs go through the SSRF guard, with only 127.0.0.1 allowed (WEBHOOK_ALLOWED_CIDRS),
-so even a followed redirect to the metadata address could never leave loopback.
+Every abusive attempt must end by WEBHOOK_TIMEOUT with a clear outcome, read a bounded body
+(and a bounded response: endless interim heads, trailers and chunk extensions too), take a
+head that is not UTF-8 for what its status says, follow no redirect, and leave every worker
+free: healthy deliveries flow afterwards. The per-job URLs go through the SSRF guard, with only
+127.0.0.1 allowed (WEBHOOK_ALLOWED_CIDRS), so even a followed redirect to the metadata address
+could never leave loopback.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ ENV = {
 EXPECTED: dict[str, tuple[str, int | None, str] | None] = {
     "/endless": None,
     "/drip-body": None,
+    "/trailers-forever": None,
+    "/extensions-forever": None,
+    "/not-utf8": None,
+    "/continue-forever": ("max_retries_exceeded", None, "connection_error"),
     "/endless-500": ("max_retries_exceeded", 500, "http_error"),
     "/silent": ("max_retries_exceeded", None, "timeout"),
     "/drip": ("max_retries_exceeded", None, "timeout"),
@@ -41,6 +47,15 @@ EXPECTED: dict[str, tuple[str, int | None, str] | None] = {
 }
 ROUNDS = 2  # twice each: more abusive attempts than endpoint slots
 HEALTHY_EVENTS = 10
+STREAMS = [
+    "/endless",
+    "/endless-500",
+    "/continue-forever",
+    "/trailers-forever",
+    "/extensions-forever",
+]
+# Far more than the receiver's socket buffers hold, far less than it sends in a timeout.
+MAX_SENT_BYTES = 16 * 1024 * 1024
 
 
 @pytest.fixture
@@ -91,15 +106,13 @@ async def test_abusive_receivers_cost_one_bounded_attempt_and_no_worker(
             assert (attempt["status_code"], attempt["outcome"]) == (status_code, outcome), attempt
     assert abusive.hits["/stolen"] == 0, "a redirect was followed"
 
-    # Endless bodies: the bridge hung up instead of reading on.
+    # Endless responses: the bridge hung up instead of reading on, after a bounded read.
     await bridges.wait_for(
-        lambda: (
-            abusive.closed_by_client["/endless"] == ROUNDS
-            and abusive.closed_by_client["/endless-500"] == ROUNDS
-        ),
+        lambda: all(abusive.closed_by_client[path] == ROUNDS for path in STREAMS),
         15,
-        lambda: f"endless bodies still being read: {abusive.closed_by_client}",
+        lambda: f"endless responses still being read: {abusive.closed_by_client}",
     )
+    assert all(abusive.sent[path] < ROUNDS * MAX_SENT_BYTES for path in STREAMS), abusive.sent
 
     # No worker lost: healthy deliveries still flow, and nothing stays in flight.
     for index in range(HEALTHY_EVENTS):
