@@ -1,8 +1,9 @@
 """The response side of HTTP/1.x, pure: a parser fed bytes as they arrive (no I/O here).
 
-The bridge only needs a response's status line, two headers (`Retry-After`, `Connection`) and
-where its body ends, so that the connection can carry the next request. Bodies are counted,
-never kept: past MAX_BODY_BYTES the parser stops and the connection is closed instead.
+The bridge only needs a response's status line, three headers (`Retry-After`, `Connection`,
+`Keep-Alive`) and where its body ends, so that the connection can carry the next request.
+Bodies are counted, never kept: past MAX_BODY_BYTES the parser stops and the connection is
+closed instead.
 
 A receiver decides how many bytes it sends, so every byte of a response counts against one
 budget, MAX_RESPONSE_BYTES: heads (interim 1xx ones too), chunk-size lines and their
@@ -23,7 +24,10 @@ MAX_RESPONSE_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
 MAX_CHUNK_LINE_BYTES = 4096
 _NO_BODY_STATUSES = frozenset({204, 304})
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_WANTED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"retry-after"})
+_WANTED = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"keep-alive"}
+)
+_KEEP_ALIVE_TIMEOUT = re.compile(rb"(?:^|[\s,;])timeout\s*=\s*\"?([0-9]{1,9})(?![0-9])", re.I)
 _DIGITS = re.compile(rb"[0-9]{1,18}")  # longer ones are refused before int() could choke
 
 
@@ -73,14 +77,16 @@ def _add_field(fields: dict[bytes, bytes], key: bytes, value: bytes) -> None:
 class ResponseParser:
     """One response: `head` once the head is in, `complete` once the body has ended.
 
-    `keep_alive` says whether the connection may carry another request afterwards. Informational
-    (1xx) heads are skipped; bytes after the end make the connection unfit for reuse.
+    `keep_alive` says whether the connection may carry another request afterwards, and
+    `keep_alive_s` how long the server said it may stay idle first. Informational (1xx) heads
+    are skipped; bytes after the end make the connection unfit for reuse.
     """
 
     def __init__(self) -> None:
         self.head: Head | None = None
         self.complete = False
         self.keep_alive = False
+        self.keep_alive_s: int | None = None
         self.bytes_read = 0
         self._buffer = bytearray()
         self._body_read = 0
@@ -126,6 +132,7 @@ class ResponseParser:
         self._framing = framing_of(parsed)
         connection = parsed.fields.get(b"connection", b"").lower()
         self.keep_alive = parsed.http11 and b"close" not in connection
+        self.keep_alive_s = keep_alive_timeout_s(parsed.fields.get(b"keep-alive"))
 
     def _read_body(self) -> None:
         assert self._framing is not None
@@ -151,6 +158,12 @@ class ResponseParser:
 def as_text(value: bytes) -> str:
     """A header value for people and lenient parsers: bytes that are not ASCII become U+FFFD."""
     return value.decode("ascii", "replace")
+
+
+def keep_alive_timeout_s(value: bytes | None) -> int | None:
+    """The idle time granted by `Keep-Alive: timeout=N` (RFC 2068 §19.7.1.1), if readable."""
+    found = None if value is None else _KEEP_ALIVE_TIMEOUT.search(value)
+    return None if found is None else int(found[1])
 
 
 def framing_of(parsed: ParsedHead) -> _Framing:

@@ -14,11 +14,15 @@ Each path misbehaves in its own way once the request has been read:
     /redirect      302 to the cloud metadata address
     /redirect-here 302 to /stolen on this receiver
     /reset         closes the connection with a TCP reset
+    /idle-close    200 OK, keep-alive; the next request on a connection idle for more than
+                   IDLE_CLOSE_S is read and the connection closed unanswered: what a client
+                   sees when the receiver's idle close crosses its request on the wire
     anything else  200 OK
 
 `hits` counts requests per path; `closed_by_client` counts streaming responses that ended
 because the client hung up, which is how a test sees that the bridge stopped reading, and
 `sent` the bytes handed to the socket for them, which is how it sees how much it read.
+`closed_idle` counts requests dropped by /idle-close.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from harness.ports import LOOPBACK
 
 DRIP_INTERVAL_S = 0.05
+IDLE_CLOSE_S = 0.2
 CHUNK = b"x" * 4096
 CHUNKED_200 = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 TRAILER = b"X-Trailer: " + b"t" * 1000 + b"\r\n"
@@ -47,6 +52,7 @@ class AbusiveReceiver:
         self.hits: Counter[str] = Counter()
         self.closed_by_client: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
+        self.closed_idle = 0
         self.port = 0
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -92,6 +98,9 @@ class AbusiveReceiver:
         try:
             while path := await _read_request(reader):
                 self.hits[path] += 1
+                if path == "/idle-close":
+                    await self._close_when_idle(reader, writer)
+                    break
                 behaviour = self._behaviours.get(path, _ok)
                 await behaviour(writer)
                 if path in self._behaviours:
@@ -123,6 +132,22 @@ class AbusiveReceiver:
                 await writer.drain()
         except ConnectionError:
             self.closed_by_client[path] += 1
+
+    async def _close_when_idle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Answer each request on this connection until one comes after IDLE_CLOSE_S idle."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await _ok(writer)
+            answered_s = loop.time()
+            path = await _read_request(reader)
+            if not path:
+                return
+            self.hits[path] += 1
+            if loop.time() - answered_s > IDLE_CLOSE_S:
+                self.closed_idle += 1
+                return
 
     async def _silent(self, writer: asyncio.StreamWriter) -> None:
         await asyncio.Event().wait()

@@ -13,6 +13,7 @@ from bridge.http1 import (
     Head,
     ResponseError,
     ResponseParser,
+    keep_alive_timeout_s,
 )
 
 CHUNKED_200 = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -252,3 +253,29 @@ def test_any_bytes_give_a_response_or_a_response_error(
     except ResponseError:
         return
     assert parser.head is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        (b"timeout=5", 5),
+        (b"timeout=5, max=100", 5),
+        (b"max=100,timeout=7", 7),
+        (b'Timeout = "9"', 9),
+        (b"max=100", None),
+        (b"notimeout=5", None),
+        (b"timeout=", None),
+        (b"timeout=-1", None),
+        (b"timeout=\xff5", None),
+        (b"\xfe\xff, timeout=3", 3),
+        (b"timeout=" + b"9" * 50, None),
+    ],
+)
+def test_keep_alive_timeout_is_read_defensively(value: bytes | None, expected: int | None) -> None:
+    assert keep_alive_timeout_s(value) == expected
+
+
+def test_the_keep_alive_timeout_of_the_final_head_is_kept() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 0\r\n\r\n"
+    assert feed_in_pieces(raw, 5).keep_alive_s == 5

@@ -14,10 +14,11 @@ from harness.tls import make_tls_files
 from harness.waiting import wait_for
 
 from bridge.http1 import Head, ResponseError
-from bridge.httpclient import Client, ConnectFailed
+from bridge.httpclient import Client, ConnectFailed, Disconnected
 from bridge.urlpolicy import AddressPolicy, UrlRefused
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+UNANSWERED = b""  # a reply that closes the connection without a byte
 Reply = Callable[[str], bytes | None]  # request path → raw answer (None: never answer)
 
 
@@ -71,7 +72,9 @@ class ScriptedServer:
                     await asyncio.Event().wait()
                 writer.write(answer)
                 await writer.drain()
-                if answer.startswith(b"HTTP/1.0") or b"Connection: close" in answer:
+                if answer == UNANSWERED or answer.startswith(b"HTTP/1.0"):
+                    break
+                if b"Connection: close" in answer:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -165,6 +168,64 @@ async def test_a_connection_the_receiver_closed_is_not_reused(client: Client, se
     await wait_for(lambda: pooled_connections_lost(client), 5, "the client never saw the close")
     assert await post(client, server.url()) == Head(200, None)
     assert server.connections == 2
+
+
+def replies(*answers: bytes) -> Reply:
+    """The answers in turn, one per request, whatever its path."""
+    left = iter(answers)
+    return lambda _path: next(left)
+
+
+async def test_a_pooled_connection_closed_unanswered_is_sent_again_on_a_new_one(
+    client: Client, serve: Serve
+) -> None:
+    server = serve(replies(OK, UNANSWERED, OK))
+    await server.start()
+    assert await post(client, server.url()) == Head(200, None)
+    assert await post(client, server.url()) == Head(200, None)
+    assert (len(server.heads), server.connections) == (3, 2)
+
+
+async def test_a_new_connection_closed_unanswered_is_not_sent_again(
+    client: Client, serve: Serve
+) -> None:
+    server = serve(replies(UNANSWERED, OK))
+    await server.start()
+    with pytest.raises(Disconnected):
+        await post(client, server.url())
+    assert len(server.heads) == 1
+
+
+async def test_a_pooled_connection_cut_after_a_byte_of_answer_is_not_sent_again(
+    client: Client, serve: Serve
+) -> None:
+    server = serve(replies(OK, b"HTTP/1.1 200 OK\r\nConnection: close\r\n", OK))
+    await server.start()
+    await post(client, server.url())
+    with pytest.raises(Disconnected):
+        await post(client, server.url())
+    assert len(server.heads) == 2
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "connections"),
+    [
+        (b"timeout=1", 2),  # no idle time left once the margin is taken off
+        (b"timeout=0, max=100", 2),
+        (b"timeout=60, max=100", 1),
+        (b"max=100", 1),
+        (b"timeout=\xff\xfe", 1),
+    ],
+)
+async def test_the_idle_time_a_receiver_grants_is_honoured(
+    client: Client, serve: Serve, keep_alive: bytes, connections: int
+) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nKeep-Alive: " + keep_alive + b"\r\nContent-Length: 0\r\n\r\n"
+    server = serve(lambda _path: answer)
+    await server.start()
+    for _ in range(2):
+        assert await post(client, server.url()) == Head(200, None)
+    assert server.connections == connections
 
 
 async def test_no_answer_times_out_and_the_connection_is_dropped(
