@@ -2,7 +2,8 @@
 
 URLs the operator configured are trusted; per-job URLs are checked against the URL policy at
 every attempt and connected only to resolved addresses it accepts (unless private URLs are
-allowed). Redirects are never followed and at most 64 KiB of a response body is read.
+allowed). Redirects are never followed and a response is read within the byte budget of
+`bridge.http1`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from bridge.httpclient import Client, ConnectFailed, Disconnected
 from bridge.secrets import redact_url
 
 Outcome = Literal["success", "http_error", "timeout", "connection_error", "blocked"]
-MAX_RESPONSE_BYTES = 64 * 1024
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
@@ -67,7 +67,7 @@ class Deliverer:
         self._vet = not allow_private_urls
         self._require_https = require_https
         policy = urlpolicy.AddressPolicy(allowed_cidrs)
-        self._client = Client(policy, max_idle=pool_size, max_body=MAX_RESPONSE_BYTES)
+        self._client = Client(policy, max_idle=pool_size)
 
     async def start(self) -> None:
         self._client.start()

@@ -1,8 +1,15 @@
 """The response side of HTTP/1.x, pure: a parser fed bytes as they arrive (no I/O here).
 
-The bridge only needs a response's status line, two headers (`Retry-After`, `Connection`) and
-where its body ends, so that the connection can carry the next request. Bodies are counted,
-never kept: after MAX_BODY bytes the parser stops and the connection is closed instead.
+The bridge only needs a response's status line, three headers (`Retry-After`, `Connection`,
+`Keep-Alive`) and where its body ends, so that the connection can carry the next request.
+Bodies are counted, never kept: past MAX_BODY_BYTES the parser stops and the connection is
+closed instead.
+
+A receiver decides how many bytes it sends, so every byte of a response counts against one
+budget, MAX_RESPONSE_BYTES: heads (interim 1xx ones too), chunk-size lines and their
+extensions, trailers and the body. Once it is spent the response ends there: cut after its
+final head (the status stands, the connection is not reused), refused before it. The bytes are
+never assumed to be text: what the caller sees of them is decoded so that it cannot fail.
 """
 
 from __future__ import annotations
@@ -10,11 +17,18 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-MAX_HEAD_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024  # one head, interim or final
+MAX_BODY_BYTES = 64 * 1024  # body data; the rest of the response is then left unread
+# Every byte a response may make the bridge read, framing and interim heads included.
+MAX_RESPONSE_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
 MAX_CHUNK_LINE_BYTES = 4096
 _NO_BODY_STATUSES = frozenset({204, 304})
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_WANTED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"retry-after"})
+_WANTED = frozenset(
+    {b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"keep-alive"}
+)
+_KEEP_ALIVE_TIMEOUT = re.compile(rb"(?:^|[\s,;])timeout\s*=\s*\"?([0-9]{1,9})(?![0-9])", re.I)
+_DIGITS = re.compile(rb"[0-9]{1,18}")  # longer ones are refused before int() could choke
 
 
 class ResponseError(Exception):
@@ -63,15 +77,17 @@ def _add_field(fields: dict[bytes, bytes], key: bytes, value: bytes) -> None:
 class ResponseParser:
     """One response: `head` once the head is in, `complete` once the body has ended.
 
-    `keep_alive` says whether the connection may carry another request afterwards. Informational
-    (1xx) heads are skipped; bytes after the end make the connection unfit for reuse.
+    `keep_alive` says whether the connection may carry another request afterwards, and
+    `keep_alive_s` how long the server said it may stay idle first. Informational (1xx) heads
+    are skipped; bytes after the end make the connection unfit for reuse.
     """
 
-    def __init__(self, max_body: int) -> None:
+    def __init__(self) -> None:
         self.head: Head | None = None
         self.complete = False
         self.keep_alive = False
-        self._max_body = max_body
+        self.keep_alive_s: int | None = None
+        self.bytes_read = 0
         self._buffer = bytearray()
         self._body_read = 0
         self._framing: _Framing | None = None
@@ -80,11 +96,15 @@ class ResponseParser:
         if self.complete:  # bytes nobody asked for: the connection cannot be trusted again
             self.keep_alive = False
             return
-        self._buffer += data
+        room = MAX_RESPONSE_BYTES - self.bytes_read
+        self.bytes_read += len(data)
+        self._buffer += data if len(data) <= room else data[:room]
         if self._framing is None:
             self._read_head()
         if self._framing is not None:
             self._read_body()
+        if self.bytes_read > MAX_RESPONSE_BYTES:
+            self._out_of_budget()
 
     def eof(self) -> None:
         """The peer closed: a body delimited by the close ends here; anything else is cut."""
@@ -99,7 +119,7 @@ class ResponseParser:
             end = self._buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
             if end < 0:
                 if len(self._buffer) > MAX_HEAD_BYTES:
-                    raise ResponseError("response head larger than 64 KiB")
+                    raise ResponseError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
                 return
             parsed = parse_head(bytes(self._buffer[:end]))
             del self._buffer[: end + 4]
@@ -108,10 +128,11 @@ class ResponseParser:
 
     def _start(self, parsed: ParsedHead) -> None:
         retry_after = parsed.fields.get(b"retry-after")
-        self.head = Head(parsed.status, None if retry_after is None else retry_after.decode())
+        self.head = Head(parsed.status, None if retry_after is None else as_text(retry_after))
         self._framing = framing_of(parsed)
         connection = parsed.fields.get(b"connection", b"").lower()
         self.keep_alive = parsed.http11 and b"close" not in connection
+        self.keep_alive_s = keep_alive_timeout_s(parsed.fields.get(b"keep-alive"))
 
     def _read_body(self) -> None:
         assert self._framing is not None
@@ -119,13 +140,30 @@ class ResponseParser:
         self._body_read += taken
         if self._framing.done:
             self._finish(self.keep_alive and not self._buffer)
-        elif self._body_read > self._max_body:
+        elif self._body_read > MAX_BODY_BYTES:
             self._finish(keep_alive=False)
+
+    def _out_of_budget(self) -> None:
+        """The response has cost all it may: after the final head it ends here, before, it fails."""
+        if self.head is None:
+            raise ResponseError(f"no final response head in {MAX_RESPONSE_BYTES // 1024} KiB")
+        self._finish(keep_alive=False)
 
     def _finish(self, keep_alive: bool) -> None:
         self.complete = True
         self.keep_alive = keep_alive
         self._buffer.clear()
+
+
+def as_text(value: bytes) -> str:
+    """A header value for people and lenient parsers: bytes that are not ASCII become U+FFFD."""
+    return value.decode("ascii", "replace")
+
+
+def keep_alive_timeout_s(value: bytes | None) -> int | None:
+    """The idle time granted by `Keep-Alive: timeout=N` (RFC 2068 §19.7.1.1), if readable."""
+    found = None if value is None else _KEEP_ALIVE_TIMEOUT.search(value)
+    return None if found is None else int(found[1])
 
 
 def framing_of(parsed: ParsedHead) -> _Framing:
@@ -140,7 +178,7 @@ def framing_of(parsed: ParsedHead) -> _Framing:
     length = parsed.fields.get(b"content-length")
     if length is None:
         return _UntilClose()
-    if not length.isdigit():
+    if not _DIGITS.fullmatch(length):
         raise ResponseError(f"bad Content-Length {length[:20]!r}")
     return _Length(int(length))
 

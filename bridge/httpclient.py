@@ -7,6 +7,12 @@ This client writes the request in one buffer and parses the answer with `bridge.
 
 Connections to names that must be vetted (per-job URLs) are opened to exactly the resolved
 addresses the URL policy accepted, with the name kept for TLS (SNI and certificate checks).
+
+A pooled connection may have been closed by the receiver while idle, its close still on the
+wire when the next request leaves. A request that gets not one byte back on a reused
+connection is therefore sent once more on a new one, within the same deadline: that is the
+receiver's idle timeout, not its answer. A connection is not reused past the idle time the
+receiver grants in `Keep-Alive: timeout=N`, less a margin.
 """
 
 from __future__ import annotations
@@ -27,13 +33,21 @@ from bridge.http1 import Head, ResponseError, ResponseParser
 from bridge.urlpolicy import AddressPolicy
 
 IDLE_KEEPALIVE_S = 15.0  # an idle connection older than this is closed, not reused
+# Taken off a receiver's `Keep-Alive: timeout`: its idle timer started before ours did, and
+# a request needs time to reach it.
+KEEP_ALIVE_MARGIN_S = 1.0
 INLINE_BODY_BYTES = 16 * 1024  # smaller bodies are copied into the head's buffer: one write
 Origin = tuple[bool, str, str, int]  # (vetted, scheme, host, port)
 Resolve = Callable[[str, int], Awaitable[list[str]]]  # (host, port) → addresses, as text
 
 
 class Disconnected(Exception):
-    """The receiver closed the connection before a complete response head."""
+    """The receiver closed the connection before a complete response head; `unanswered` when
+    not one byte of a response had come."""
+
+    def __init__(self, message: str, *, unanswered: bool = False) -> None:
+        super().__init__(message)
+        self.unanswered = unanswered
 
 
 class ConnectFailed(OSError):
@@ -98,12 +112,12 @@ async def system_resolve(host: str, port: int) -> list[str]:
 class Connection(asyncio.Protocol):
     """One keep-alive connection; carries one request at a time."""
 
-    def __init__(self, max_body: int) -> None:
-        self._max_body = max_body
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.parser: ResponseParser | None = None
         self.lost = False
-        self.idle_since = 0.0
+        self.idle_limit_s = IDLE_KEEPALIVE_S
+        self.reusable_until = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._want_end = False
 
@@ -138,8 +152,10 @@ class Connection(asyncio.Protocol):
         try:
             parser.eof()
         except ResponseError:
-            cut = parser.head is None
-            self._wake(Disconnected("server disconnected") if cut else None)
+            if parser.head is not None:  # the status stands; only the body was cut
+                self._wake(None)
+            else:
+                self._wake(Disconnected("server disconnected", unanswered=not parser.bytes_read))
             return
         self._progress()
 
@@ -162,8 +178,8 @@ class Connection(asyncio.Protocol):
     async def send(self, chunks: list[bytes], deadline: float) -> Head:
         """Write a request; return once the response head is in (TimeoutError at `deadline`)."""
         if self.lost or self.transport is None:
-            raise Disconnected("server disconnected")
-        parser = self.parser = ResponseParser(self._max_body)
+            raise Disconnected("server disconnected", unanswered=True)
+        parser = self.parser = ResponseParser()
         self._want_end = False
         self.transport.writelines(chunks)
         if parser.head is None:
@@ -184,6 +200,8 @@ class Connection(asyncio.Protocol):
             except (ResponseError, TimeoutError):
                 return False
         self.parser = None
+        if parser.keep_alive_s is not None:
+            self.idle_limit_s = min(IDLE_KEEPALIVE_S, parser.keep_alive_s - KEEP_ALIVE_MARGIN_S)
         return parser.complete and parser.keep_alive and not self.lost
 
     async def _wait(self, deadline: float) -> None:
@@ -196,6 +214,9 @@ class Connection(asyncio.Protocol):
         finally:
             timer.cancel()
             self._waiter = None
+
+    def reusable(self, now: float) -> bool:
+        return not self.lost and self.reusable_until > now
 
     def close(self) -> None:
         self.lost = True
@@ -213,31 +234,35 @@ class Pool:
 
     def take(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
-        cutoff = time.monotonic() - IDLE_KEEPALIVE_S
+        now = time.monotonic()
         while idle:
             connection = idle.pop()
             self._count -= 1
-            if not connection.lost and connection.idle_since > cutoff:
+            if connection.reusable(now):
                 return connection
             connection.close()
         return None
 
     def give(self, origin: Origin, connection: Connection) -> None:
-        if connection.lost or self._count >= self._max_idle:
+        if connection.lost or connection.idle_limit_s <= 0 or self._count >= self._max_idle:
             connection.close()
             return
-        connection.idle_since = time.monotonic()
+        connection.reusable_until = time.monotonic() + connection.idle_limit_s
         self._idle.setdefault(origin, collections.deque()).append(connection)
         self._count += 1
 
     def sweep(self) -> None:
         """Close what has been idle too long and forget origins with nothing left."""
-        cutoff = time.monotonic() - IDLE_KEEPALIVE_S
+        now = time.monotonic()
         for origin, idle in list(self._idle.items()):
-            while idle and (idle[0].lost or idle[0].idle_since <= cutoff):
-                idle.popleft().close()
-                self._count -= 1
-            if not idle:
+            for connection in idle:
+                if not connection.reusable(now):
+                    connection.close()  # which marks it lost
+            kept = collections.deque(c for c in idle if not c.lost)
+            self._count -= len(idle) - len(kept)
+            if kept:
+                self._idle[origin] = kept
+            else:
                 del self._idle[origin]
 
     def close(self) -> None:
@@ -256,13 +281,11 @@ class Client:
         policy: AddressPolicy,
         *,
         max_idle: int,
-        max_body: int,
         resolve: Resolve | None = None,
     ) -> None:
         self._policy = policy
         self._resolve = resolve or system_resolve  # tests answer names from a table
         self._pool = Pool(max_idle)
-        self._max_body = max_body
         self._tls = ssl.create_default_context()
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -283,10 +306,22 @@ class Client:
         chunks = parsed.request(body, headers)
         origin = parsed.origin(vetted)
         deadline = asyncio.get_running_loop().time() + timeout_s
-        connection = self._pool.take(origin)
-        if connection is None:
-            async with asyncio.timeout_at(deadline):
-                connection = await self._open(parsed, vetted)
+        pooled = self._pool.take(origin)
+        if pooled is not None:
+            try:
+                return await self._exchange(pooled, origin, chunks, deadline)
+            except Disconnected as error:
+                if not error.unanswered:
+                    raise
+                # closed by the receiver while idle: no answer, so not an attempt of its own
+        async with asyncio.timeout_at(deadline):
+            connection = await self._open(parsed, vetted)
+        return await self._exchange(connection, origin, chunks, deadline)
+
+    async def _exchange(
+        self, connection: Connection, origin: Origin, chunks: list[bytes], deadline: float
+    ) -> Head:
+        """One request and its response on `connection`, which goes back to the pool if it may."""
         reusable = False
         try:
             head = await connection.send(chunks, deadline)
@@ -306,7 +341,7 @@ class Client:
         for host in hosts:
             try:
                 _, connection = await loop.create_connection(
-                    self._connection,
+                    Connection,
                     host,
                     parsed.port,
                     ssl=tls,
@@ -316,9 +351,6 @@ class Client:
             except OSError as failure:
                 error = failure
         raise ConnectFailed(parsed.host, parsed.port, error)
-
-    def _connection(self) -> Connection:
-        return Connection(self._max_body)
 
     async def _vetted_addresses(self, parsed: ParsedUrl) -> list[str]:
         """Every address of the name, each vetted: one forbidden answer refuses the name."""

@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from harness.abuse import AbusiveReceiver
 from harness.tls import make_tls_files
 from harness.waiting import wait_for
 
-from bridge.http1 import Head
-from bridge.httpclient import Client, ConnectFailed
+from bridge.http1 import Head, ResponseError
+from bridge.httpclient import Client, ConnectFailed, Disconnected
 from bridge.urlpolicy import AddressPolicy, UrlRefused
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+UNANSWERED = b""  # a reply that closes the connection without a byte
 Reply = Callable[[str], bytes | None]  # request path → raw answer (None: never answer)
 
 
@@ -70,7 +72,9 @@ class ScriptedServer:
                     await asyncio.Event().wait()
                 writer.write(answer)
                 await writer.drain()
-                if answer.startswith(b"HTTP/1.0") or b"Connection: close" in answer:
+                if answer == UNANSWERED or answer.startswith(b"HTTP/1.0"):
+                    break
+                if b"Connection: close" in answer:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -96,7 +100,7 @@ async def serve() -> AsyncIterator[Serve]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
-    made = Client(AddressPolicy(), max_idle=16, max_body=64 * 1024)
+    made = Client(AddressPolicy(), max_idle=16)
     made.start()
     yield made
     made.close()
@@ -166,6 +170,64 @@ async def test_a_connection_the_receiver_closed_is_not_reused(client: Client, se
     assert server.connections == 2
 
 
+def replies(*answers: bytes) -> Reply:
+    """The answers in turn, one per request, whatever its path."""
+    left = iter(answers)
+    return lambda _path: next(left)
+
+
+async def test_a_pooled_connection_closed_unanswered_is_sent_again_on_a_new_one(
+    client: Client, serve: Serve
+) -> None:
+    server = serve(replies(OK, UNANSWERED, OK))
+    await server.start()
+    assert await post(client, server.url()) == Head(200, None)
+    assert await post(client, server.url()) == Head(200, None)
+    assert (len(server.heads), server.connections) == (3, 2)
+
+
+async def test_a_new_connection_closed_unanswered_is_not_sent_again(
+    client: Client, serve: Serve
+) -> None:
+    server = serve(replies(UNANSWERED, OK))
+    await server.start()
+    with pytest.raises(Disconnected):
+        await post(client, server.url())
+    assert len(server.heads) == 1
+
+
+async def test_a_pooled_connection_cut_after_a_byte_of_answer_is_not_sent_again(
+    client: Client, serve: Serve
+) -> None:
+    server = serve(replies(OK, b"HTTP/1.1 200 OK\r\nConnection: close\r\n", OK))
+    await server.start()
+    await post(client, server.url())
+    with pytest.raises(Disconnected):
+        await post(client, server.url())
+    assert len(server.heads) == 2
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "connections"),
+    [
+        (b"timeout=1", 2),  # no idle time left once the margin is taken off
+        (b"timeout=0, max=100", 2),
+        (b"timeout=60, max=100", 1),
+        (b"max=100", 1),
+        (b"timeout=\xff\xfe", 1),
+    ],
+)
+async def test_the_idle_time_a_receiver_grants_is_honoured(
+    client: Client, serve: Serve, keep_alive: bytes, connections: int
+) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nKeep-Alive: " + keep_alive + b"\r\nContent-Length: 0\r\n\r\n"
+    server = serve(lambda _path: answer)
+    await server.start()
+    for _ in range(2):
+        assert await post(client, server.url()) == Head(200, None)
+    assert server.connections == connections
+
+
 async def test_no_answer_times_out_and_the_connection_is_dropped(
     client: Client, serve: Serve
 ) -> None:
@@ -194,6 +256,43 @@ async def test_the_status_decides_a_body_that_is_late_or_too_long_costs_the_conn
     assert server.connections == 2
 
 
+@pytest.fixture
+async def abusive() -> AsyncIterator[AbusiveReceiver]:
+    server = AbusiveReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+# Far more than the receiver's socket buffers can hold, far less than it sends in a timeout.
+MAX_SENT_BYTES = 16 * 1024 * 1024
+
+
+async def test_endless_interim_heads_end_the_attempt_as_an_invalid_response(
+    client: Client, abusive: AbusiveReceiver
+) -> None:
+    with pytest.raises(ResponseError, match="no final response head"):
+        await post(client, abusive.url("/continue-forever"), timeout_s=5)
+    path = "/continue-forever"
+    await wait_for(lambda: abusive.closed_by_client[path] == 1, 5, "the client read on")
+    assert abusive.sent[path] < MAX_SENT_BYTES
+
+
+@pytest.mark.parametrize("path", ["/trailers-forever", "/extensions-forever"])
+async def test_a_2xx_whose_framing_never_ends_stands_and_costs_only_the_connection(
+    client: Client, abusive: AbusiveReceiver, path: str
+) -> None:
+    assert await post(client, abusive.url(path), timeout_s=5) == Head(200, None)
+    await wait_for(lambda: abusive.closed_by_client[path] == 1, 5, "the client read on")
+    assert abusive.sent[path] < MAX_SENT_BYTES
+
+
+async def test_a_head_that_is_not_utf8_is_still_an_answer(
+    client: Client, abusive: AbusiveReceiver
+) -> None:
+    assert await post(client, abusive.url("/not-utf8")) == Head(200, "\ufffd\ufffd")
+
+
 async def test_url_credentials_become_basic_auth(client: Client, serve: Serve) -> None:
     server = serve(lambda _path: OK)
     await server.start()
@@ -215,8 +314,8 @@ async def test_a_header_with_a_line_break_is_refused_before_connecting(
 async def test_vetted_connections_go_only_to_allowed_addresses(serve: Serve) -> None:
     server = serve(lambda _path: OK)
     await server.start()
-    strict = Client(AddressPolicy(), max_idle=4, max_body=1024)
-    allowing = Client(AddressPolicy(["127.0.0.1/32"]), max_idle=4, max_body=1024)
+    strict = Client(AddressPolicy(), max_idle=4)
+    allowing = Client(AddressPolicy(["127.0.0.1/32"]), max_idle=4)
     for host in ("127.0.0.1", "localhost"):
         with pytest.raises(UrlRefused):
             await post(strict, server.url(host=host), vetted=True)
@@ -239,10 +338,10 @@ async def test_tls_verifies_the_receiver_certificate(
     server = serve(lambda _path: OK, tls=server_tls)
     await server.start()
     monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))
-    trusting = Client(AddressPolicy(), max_idle=4, max_body=1024)
+    trusting = Client(AddressPolicy(), max_idle=4)
     assert await post(trusting, server.url(scheme="https")) == Head(200, None)
     monkeypatch.setenv("SSL_CERT_FILE", str(files.other_ca))
-    distrusting = Client(AddressPolicy(), max_idle=4, max_body=1024)
+    distrusting = Client(AddressPolicy(), max_idle=4)
     with pytest.raises(ConnectFailed) as failure:
         await post(distrusting, server.url(scheme="https"))
     assert isinstance(failure.value.cause, ssl.SSLError)

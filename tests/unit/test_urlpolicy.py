@@ -327,7 +327,7 @@ async def make_client() -> AsyncIterator[MakeClient]:
     made: list[Client] = []
 
     def make(policy: AddressPolicy = DEFAULT_POLICY, resolve: Resolve | None = None) -> Client:
-        made.append(Client(policy, max_idle=4, max_body=1024, resolve=resolve))
+        made.append(Client(policy, max_idle=4, resolve=resolve))
         return made[-1]
 
     yield make
