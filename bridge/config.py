@@ -449,7 +449,7 @@ def _webhook(node: Any, path: str) -> NamedWebhook:
             raise ConfigError(f"{path}.{required}: missing")
     if "@" in urlsplit(fields["url"]).netloc and any(
         name.lower() == "authorization" for name, _value in fields.get("headers", ())
-    ):  # aiohttp refuses such a request at every attempt
+    ):  # the URL's credentials become an Authorization header: there would be two
         raise ConfigError(f"{path}: credentials in url and an Authorization header; give one")
     return NamedWebhook(**fields, secrets=_webhook_secrets(node, path))
 

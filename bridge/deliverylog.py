@@ -7,9 +7,10 @@ without a scan. Recording an attempt never adds a round trip to the delivery it 
   background; one that fails or is not acknowledged in time is counted in
   `webhook_bridge_delivery_log_errors_total`;
 - records of successful attempts, the common path, are plain NATS publishes that the stream
-  stores without acknowledging: an ack costs the client about 14 µs of CPU, a tenth of a whole
-  delivery. Such a record is lost only when the stream cannot store it (no JetStream leader),
-  and it tells what the receiver's 2xx and the acked event already guarantee.
+  stores without acknowledging: waiting for an ack costs the client a share of every
+  delivery's CPU that matters (docs/performance.md). Such a record is lost only when the
+  stream cannot store it (no JetStream leader), and it tells what the receiver's 2xx and the
+  acked event already guarantee.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO, get_args
 import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from structlog.typing import FilteringBoundLogger
 
 from bridge import __version__
 from bridge.deadletter import Reason
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from bridge.delivery import AttemptResult
     from bridge.tasks import Task
 
-log: Any = structlog.get_logger("webhook_bridge")
+log: FilteringBoundLogger = structlog.get_logger("webhook_bridge")
 _JSON = msgspec.json.Encoder(enc_hook=repr)
 PREFIX = "webhook_bridge_"
 MAX_ENDPOINT_LABELS = 200
@@ -31,7 +32,7 @@ EVENT_TO_DELIVERY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 
 
 def _json_line(event_dict: Any, **_options: Any) -> str:
-    """JSON for structlog: msgspec encodes an attempt's line ~15x faster than json.dumps,
+    """JSON for structlog: msgspec encodes an attempt's line many times faster than json.dumps,
     and every attempt logs one at info; anything it cannot encode is written as its repr."""
     return _JSON.encode(event_dict).decode()
 
