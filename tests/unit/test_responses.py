@@ -1,4 +1,5 @@
-"""The admin API's typed bodies encode to the public shapes."""
+"""The admin API's typed bodies encode to the public shapes, and the OpenAPI document's
+schemas are the ones generated from them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from typing import Any
 
 import msgspec
 
-from bridge import views
+from bridge import openapi, views
 from bridge.deadletter import DeadLetter, Endpoint, Stored
-from bridge.responses import Error, ReplayRequest, Status
+from bridge.responses import Error, ReplayRequest, Status, Webhook
 from bridge.tasks import Attempt
 
 
@@ -49,3 +50,28 @@ def test_small_bodies() -> None:
     assert msgspec.json.encode(Status("ok")) == b'{"status":"ok"}'
     assert msgspec.json.encode(Error("bad")) == b'{"error":"bad"}'
     assert set(ReplayRequest.__struct_fields__) == {"event", "endpoint", "since", "all", "dry_run"}
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        own = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return own.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def test_every_reference_in_the_document_resolves() -> None:
+    document = openapi.document()
+    schemas = document["components"]["schemas"]
+    prefix = "#/components/schemas/"
+    assert {ref.removeprefix(prefix) for ref in _refs(document)} <= set(schemas)
+    assert {"Webhooks", "Webhook", "Entry", "StoredDeadLetter", "ReplayRequest"} <= set(schemas)
+
+
+def test_the_schemas_are_generated_from_the_types() -> None:
+    schemas = openapi.document()["components"]["schemas"]
+    assert schemas["Webhook"]["required"] == list(Webhook.__struct_fields__)
+    assert schemas["ReplayRequest"]["additionalProperties"] is False
+    stored = schemas["StoredDeadLetter"]["properties"]
+    assert set(stored) == {"seq", "replayed_at", *DeadLetter.__struct_fields__}
