@@ -21,14 +21,14 @@ from bridge.config import Settings
 from bridge.deadletter import Filter
 from bridge.durations import parse_duration_s
 from bridge.observability import Metrics
+from bridge.responses import MAX_LIMIT, Error, ReplayRequest, Status
 from bridge.routing import Router
 
 Readiness = Callable[[], bool]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-REPLAY_KEYS = frozenset({"event", "endpoint", "since", "all", "dry_run"})
+REPLAY_KEYS = frozenset(ReplayRequest.__struct_fields__)
 
 
 class BadRequest(Exception):
@@ -58,13 +58,13 @@ def build_app(backend: Backend, ready: Readiness) -> web.Application:
     return app
 
 
-def _json(data: Any, status: int = 200, **headers: str) -> web.Response:
+def _json(data: object, status: int = 200, **headers: str) -> web.Response:
     body = msgspec.json.encode(data)
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 def _problem(status: int, message: str, **headers: str) -> web.Response:
-    return _json({"error": message}, status, **headers)
+    return _json(Error(message), status, **headers)
 
 
 def _guard(settings: Settings) -> Any:
@@ -108,14 +108,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def _healthz(_request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    return _json(Status("ok"))
 
 
 def _readyz(ready: Readiness) -> Handler:
     async def readyz(_request: web.Request) -> web.Response:
         if ready():
-            return _json({"status": "ready"})
-        return _json({"status": "not ready"}, 503)
+            return _json(Status("ready"))
+        return _json(Status("not ready"), 503)
 
     return readyz
 

@@ -121,7 +121,8 @@ async def dlq_list(settings: Settings, wanted: Filter, *, as_json: bool) -> int:
         found = await _read(settings, nc, wanted)
     if as_json:
         for stored in found:
-            print(json.dumps(views.stored_view(stored)))
+            view = msgspec.json.encode(views.stored_view(stored))
+            print(json.dumps(json.loads(view)))  # json.dumps: the spacing `dlq list` always had
         return 0
     if found:
         print(terminal.table(DLQ_COLUMNS, [_dlq_row(stored) for stored in found]))
@@ -187,7 +188,9 @@ async def deliveries(
     async with connected(settings) as nc:
         js = nc.jetstream()
         await bus.ensure_topology(js, settings)
-        found = (await views.deliveries(js, settings, job_id, event_id, limit))["deliveries"]
+        found = msgspec.to_builtins(
+            (await views.deliveries(js, settings, job_id, event_id, limit)).deliveries
+        )
     if as_json:
         for entry in found:
             print(json.dumps(entry))

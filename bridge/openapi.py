@@ -1,45 +1,62 @@
-"""The OpenAPI 3.0 document of the HTTP server (served at `GET /openapi.json`)."""
+"""The OpenAPI 3.1 document of the HTTP server (served at `GET /openapi.json`).
+
+Its schemas are generated from the types the routes encode (bridge/responses.py), never
+written here; this module only lists the routes: path, parameters, answers, who may call.
+OpenAPI 3.1, because its schemas are JSON Schema, which is what msgspec generates.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import msgspec
+
 from bridge import __version__
+from bridge.responses import (
+    MAX_LIMIT,
+    DeadLetters,
+    Deliveries,
+    Error,
+    ReplayRequest,
+    ReplayResult,
+    Status,
+    Webhooks,
+)
 
+_TYPES = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest, ReplayResult)
+_REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
-_NULLABLE_STRING = {"type": "string", "nullable": True}
-_NULLABLE_INT = {"type": "integer", "nullable": True}
-_ERROR = {"$ref": "#/components/schemas/Error"}
+Security = list[dict[str, list[str]]]
+# admin routes: the token, or none at all while ADMIN_TOKEN is not set (read-only routes)
+_ADMIN: Security = [{"bearer": []}, {}]
+_MUTATING: Security = [{"bearer": []}]
 
 
-def _object(required: list[str], **properties: Any) -> dict[str, Any]:
-    return {"type": "object", "required": required, "properties": properties}
+def _ref(kind: type) -> dict[str, str]:
+    return {"$ref": _REF_TEMPLATE.format(name=kind.__name__)}
 
 
-def _array(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
+def _answer(
+    description: str, schema: dict[str, Any], media: str = "application/json"
+) -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema}}}
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def _query(name: str, description: str, schema: dict[str, Any] = _STRING) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": schema or _STRING,
+        "schema": schema,
     }
 
 
 _LIMIT = _query(
-    "limit", "Most recent entries to return", {"type": "integer", "minimum": 1, "maximum": 1000}
+    "limit",
+    "Most recent entries to return",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
 )
 _FILTERS = [
     _query("event", "Event name, e.g. job.completed"),
@@ -47,210 +64,84 @@ _FILTERS = [
     _query("since", "Only dead letters newer than this duration, e.g. 1h"),
     _query("all", "Include dead letters already replayed", {"type": "boolean"}),
 ]
-
 _ADMIN_ERRORS = {
-    "400": _json_response("Invalid parameter", _ERROR),
-    "401": _json_response("Missing or wrong bearer token (when ADMIN_TOKEN is set)", _ERROR),
-    "503": _json_response("Not connected to NATS", _ERROR),
-}
-
-_ENDPOINT = _object(
-    ["id", "url", "source"],
-    id=_NULLABLE_STRING,
-    url=_NULLABLE_STRING,
-    source={"type": "string", "nullable": True, "enum": ["named", "default", "job", None]},
-)
-
-_ATTEMPT = _object(
-    [
-        "delivery_id",
-        "event_id",
-        "event",
-        "endpoint",
-        "attempt",
-        "at",
-        "outcome",
-        "message",
-        "duration_ms",
-        "result",
-    ],
-    delivery_id=_STRING,
-    event_id=_STRING,
-    event=_STRING,
-    job_id=_NULLABLE_STRING,
-    tenant_id=_NULLABLE_STRING,
-    endpoint=_ref("Endpoint"),
-    attempt={"type": "integer"},
-    at=_STRING,
-    status_code=_NULLABLE_INT,
-    outcome={
-        "type": "string",
-        "enum": ["success", "http_error", "timeout", "connection_error", "blocked"],
-    },
-    message=_STRING,
-    duration_ms={"type": "integer"},
-    result={"type": "string", "enum": ["delivered", "retry", "dead_letter"]},
-    retry_at=_NULLABLE_STRING,
-    reason=_NULLABLE_STRING,
-)
-
-_DEAD_LETTER = {
-    **_object(
-        [
-            "seq",
-            "replayed_at",
-            "delivery_id",
-            "event_id",
-            "endpoint",
-            "reason",
-            "attempts",
-            "dead_lettered_at",
-        ],
-        seq={"type": "integer"},
-        replayed_at=_NULLABLE_STRING,
-        delivery_id=_STRING,
-        event_id=_STRING,
-        event=_NULLABLE_STRING,
-        job_id=_NULLABLE_STRING,
-        tenant_id=_NULLABLE_STRING,
-        endpoint=_ref("Endpoint"),
-        reason={
-            "type": "string",
-            "enum": [
-                "max_retries_exceeded",
-                "gone",
-                "invalid_event",
-                "blocked_url",
-                "unknown_webhook",
-            ],
-        },
-        attempts=_array({"type": "object"}),
-        dead_lettered_at=_STRING,
-    ),
-    "additionalProperties": True,
-}
-
-_WEBHOOK = _object(
-    ["id", "url", "source", "default", "status", "message", "last"],
-    id=_STRING,
-    url=_STRING,
-    source={"type": "string", "enum": ["named", "default"]},
-    default={"type": "boolean"},
-    status={"type": "string", "enum": ["pending", "success", "error"]},
-    message=_STRING,
-    last={**_ref("Attempt"), "nullable": True},
-)
-
-_SCHEMAS = {
-    "Error": _object(["error"], error=_STRING),
-    "Endpoint": _ENDPOINT,
-    "Attempt": _ATTEMPT,
-    "DeadLetter": _DEAD_LETTER,
-    "Webhook": _WEBHOOK,
-    "Webhooks": _object(
-        ["config", "webhooks", "recent_attempts"],
-        config={"type": "object"},
-        webhooks=_array(_ref("Webhook")),
-        recent_attempts=_array(_ref("Attempt")),
-    ),
-    "Deliveries": _object(
-        ["job_id", "event_id", "deliveries"],
-        job_id=_NULLABLE_STRING,
-        event_id=_NULLABLE_STRING,
-        deliveries=_array(_ref("Attempt")),
-    ),
-    "DeadLetters": _object(
-        ["count", "dead_letters"],
-        count={"type": "integer"},
-        dead_letters=_array(_ref("DeadLetter")),
-    ),
-    "ReplayRequest": {
-        # null means "not given", like an absent field
-        **_object(
-            [],
-            event=_NULLABLE_STRING,
-            endpoint=_NULLABLE_STRING,
-            since=_NULLABLE_STRING,
-            all={"type": "boolean", "nullable": True},
-            dry_run={"type": "boolean", "nullable": True},
-        ),
-        "additionalProperties": False,
-    },
-    "ReplayResult": _object(
-        ["dry_run", "replayed", "skipped", "delivery_ids"],
-        dry_run={"type": "boolean"},
-        replayed={"type": "integer"},
-        skipped={"type": "integer"},
-        delivery_ids=_array(_STRING),
-    ),
-    "Status": _object(["status"], status=_STRING),
+    "400": _answer("Invalid parameter", _ref(Error)),
+    "401": _answer("Missing or wrong bearer token (when ADMIN_TOKEN is set)", _ref(Error)),
+    "503": _answer("Not connected to NATS", _ref(Error)),
 }
 
 
-def _get(summary: str, schema: str, parameters: list[Any], admin: bool) -> dict[str, Any]:
-    responses = {"200": _json_response(summary, _ref(schema)), **(_ADMIN_ERRORS if admin else {})}
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "parameters": parameters,
-        "responses": responses,
-    }
-    if admin:
-        operation["security"] = [{"bearer": []}, {}]
-    return {"get": operation}
+def _operation(
+    summary: str,
+    ok: dict[str, Any],
+    security: Security | None = None,
+    answers: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """One operation; `ok` is its 200 answer, admin ones (`security`) add the admin errors."""
+    answers = {"200": ok, **(answers or {})}
+    if security is not None:
+        answers, fields = {**answers, **_ADMIN_ERRORS}, {**fields, "security": security}
+    return {"summary": summary, **fields, "responses": answers}
+
+
+def _get(
+    summary: str, kind: type, security: Security | None = None, **fields: Any
+) -> dict[str, Any]:
+    return {"get": _operation(summary, _answer(summary, _ref(kind)), security, **fields)}
 
 
 def _paths() -> dict[str, Any]:
-    metrics = {
-        "get": {
-            "summary": "Prometheus metrics",
-            "responses": {
-                "200": {
-                    "description": "Prometheus text format",
-                    "content": {"text/plain": {"schema": _STRING}},
-                }
-            },
-        }
-    }
-    ready = _get("Connected to NATS with consumers bound", "Status", [], admin=False)
-    ready["get"]["responses"]["503"] = _json_response("Not ready", _ref("Status"))
-    replay = {
-        "summary": "Replay dead letters matching the filter (fresh retry budget)",
-        "security": [{"bearer": []}],
-        "requestBody": {
-            "required": False,
-            "content": {"application/json": {"schema": _ref("ReplayRequest")}},
-        },
-        "responses": {
-            "200": _json_response("Replayed", _ref("ReplayResult")),
-            **_ADMIN_ERRORS,
-            "403": _json_response("ADMIN_TOKEN is not set", _ERROR),
-        },
+    replay_body = {
+        "required": False,
+        "content": {"application/json": {"schema": _ref(ReplayRequest)}},
     }
     return {
-        "/healthz": _get("Process alive", "Status", [], admin=False),
-        "/readyz": ready,
-        "/metrics": metrics,
+        "/healthz": _get("Process alive", Status),
+        "/readyz": _get(
+            "Connected to NATS with consumers bound",
+            Status,
+            answers={"503": _answer("Not ready", _ref(Status))},
+        ),
+        "/metrics": {
+            "get": _operation(
+                "Prometheus metrics", _answer("Prometheus text format", _STRING, "text/plain")
+            )
+        },
+        "/openapi.json": {
+            "get": _operation("This document", _answer("OpenAPI 3.1", {"type": "object"}))
+        },
         "/webhooks": _get(
-            "Effective config, per-webhook status, recent attempts", "Webhooks", [], admin=True
+            "Effective config, per-webhook status, recent attempts", Webhooks, _ADMIN
         ),
         "/deliveries": _get(
             "Delivery log of one job or event",
-            "Deliveries",
-            [_query("job_id", "Job id"), _query("event_id", "Event id"), _LIMIT],
-            admin=True,
+            Deliveries,
+            _ADMIN,
+            parameters=[_query("job_id", "Job id"), _query("event_id", "Event id"), _LIMIT],
         ),
-        "/dlq": _get("Dead letters", "DeadLetters", [*_FILTERS, _LIMIT], admin=True),
-        "/dlq/replay": {"post": replay},
+        "/dlq": _get("Dead letters", DeadLetters, _ADMIN, parameters=[*_FILTERS, _LIMIT]),
+        "/dlq/replay": {
+            "post": _operation(
+                "Replay dead letters matching the filter (fresh retry budget)",
+                _answer("Replayed", _ref(ReplayResult)),
+                _MUTATING,
+                {"403": _answer("ADMIN_TOKEN is not set", _ref(Error))},
+                requestBody=replay_body,
+            )
+        },
     }
 
 
+@functools.cache
 def document() -> dict[str, Any]:
+    _roots, schemas = msgspec.json.schema_components(_TYPES, ref_template=_REF_TEMPLATE)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "webhook-bridge admin API", "version": __version__},
         "paths": _paths(),
         "components": {
-            "schemas": _SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
