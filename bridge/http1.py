@@ -1,15 +1,18 @@
-"""The response side of HTTP/1.x, pure: a parser fed bytes as they arrive (no I/O here).
+"""The response side of HTTP/1.x, pure: llhttp (through `httptools`) fed bytes as they arrive.
 
 The bridge only needs a response's status line, three headers (`Retry-After`, `Connection`,
 `Keep-Alive`) and where its body ends, so that the connection can carry the next request.
-Bodies are counted, never kept: past MAX_BODY_BYTES the parser stops and the connection is
-closed instead.
+llhttp does the framing (status line, header syntax, Content-Length, chunks, trailers); this
+module keeps the bridge's rules around it. Bodies are counted, never kept: past MAX_BODY_BYTES
+the parser stops and the connection is closed instead.
 
 A receiver decides how many bytes it sends, so every byte of a response counts against one
 budget, MAX_RESPONSE_BYTES: heads (interim 1xx ones too), chunk-size lines and their
 extensions, trailers and the body. Once it is spent the response ends there: cut after its
-final head (the status stands, the connection is not reused), refused before it. The bytes are
-never assumed to be text: what the caller sees of them is decoded so that it cannot fail.
+final head (the status stands, the connection is not reused), refused before it. A single
+head may not pass MAX_HEAD_BYTES. The bytes are never assumed to be text: what the caller sees
+of them is decoded so that it cannot fail. httptools' exceptions become ResponseError in
+`_response_error` and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,18 +20,19 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+import httptools
+
 MAX_HEAD_BYTES = 64 * 1024  # one head, interim or final
 MAX_BODY_BYTES = 64 * 1024  # body data; the rest of the response is then left unread
 # Every byte a response may make the bridge read, framing and interim heads included.
 MAX_RESPONSE_BYTES = MAX_HEAD_BYTES + MAX_BODY_BYTES
-MAX_CHUNK_LINE_BYTES = 4096
+_HEAD_END = b"\r\n\r\n"  # llhttp refuses bare LF line endings, so every head ends so
 _NO_BODY_STATUSES = frozenset({204, 304})
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_VERSIONS = frozenset({"1.0", "1.1"})  # llhttp also takes 0.9 and 2.0 status lines
 _WANTED = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"keep-alive"}
 )
 _KEEP_ALIVE_TIMEOUT = re.compile(rb"(?:^|[\s,;])timeout\s*=\s*\"?([0-9]{1,9})(?![0-9])", re.I)
-_DIGITS = re.compile(rb"[0-9]{1,18}")  # longer ones are refused before int() could choke
 
 
 class ResponseError(Exception):
@@ -40,38 +44,8 @@ class Head(NamedTuple):
     retry_after: str | None
 
 
-class ParsedHead(NamedTuple):
-    status: int
-    http11: bool
-    fields: dict[bytes, bytes]
-
-
-def parse_head(block: bytes) -> ParsedHead:
-    """The status line and the wanted header fields of a head (without its final CRLFCRLF)."""
-    status_line, *lines = block.split(b"\r\n")
-    version, _, rest = status_line.partition(b" ")
-    code = rest[:3]
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not code.isdigit() or rest[3:4] not in b" ":
-        raise ResponseError(f"bad status line {status_line[:40]!r}")
-    fields: dict[bytes, bytes] = {}
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name[-1:] in b" \t":
-            raise ResponseError(f"bad header line {line[:40]!r}")
-        key = name.lower()
-        if key in _WANTED:
-            _add_field(fields, key, value.strip())
-    return ParsedHead(int(code), version == b"HTTP/1.1", fields)
-
-
-def _add_field(fields: dict[bytes, bytes], key: bytes, value: bytes) -> None:
-    seen = fields.get(key)
-    if seen is None:
-        fields[key] = value
-    elif key == b"content-length" and seen != value:
-        raise ResponseError("conflicting Content-Length headers")
-    elif key != b"content-length":
-        fields[key] = seen + b", " + value
+class _AfterTheEnd(Exception):
+    """Raised in a callback to stop llhttp: another message starts after the response."""
 
 
 class ResponseParser:
@@ -79,7 +53,8 @@ class ResponseParser:
 
     `keep_alive` says whether the connection may carry another request afterwards, and
     `keep_alive_s` how long the server said it may stay idle first. Informational (1xx) heads
-    are skipped; bytes after the end make the connection unfit for reuse.
+    are skipped; bytes after the end make the connection unfit for reuse. The `on_*` methods
+    are llhttp's callbacks.
     """
 
     def __init__(self) -> None:
@@ -88,9 +63,16 @@ class ResponseParser:
         self.keep_alive = False
         self.keep_alive_s: int | None = None
         self.bytes_read = 0
-        self._buffer = bytearray()
+        self._llhttp = httptools.HttpResponseParser(self)
+        self._fields: dict[bytes, bytes] = {}
+        self._until_close = False
         self._body_read = 0
-        self._framing: _Framing | None = None
+        # Where the open head started, for MAX_HEAD_BYTES: llhttp reports no offsets.
+        self._in_head = True
+        self._head_bytes = 0  # of the open head, in earlier feeds
+        self._data = b""  # the bytes being fed
+        self._mark = 0  # where in them the open head starts
+        self._tail = b""  # the end of the previous feed, where a blank line may begin
 
     def feed(self, data: bytes) -> None:
         if self.complete:  # bytes nobody asked for: the connection cannot be trusted again
@@ -98,50 +80,95 @@ class ResponseParser:
             return
         room = MAX_RESPONSE_BYTES - self.bytes_read
         self.bytes_read += len(data)
-        self._buffer += data if len(data) <= room else data[:room]
-        if self._framing is None:
-            self._read_head()
-        if self._framing is not None:
-            self._read_body()
-        if self.bytes_read > MAX_RESPONSE_BYTES:
+        self._parse(data if len(data) <= room else data[:room])
+        if self._in_head:
+            self._count_open_head()
+        if self.complete:
+            return
+        if self._body_read > MAX_BODY_BYTES:
+            self._finish(keep_alive=False)
+        elif self.bytes_read > MAX_RESPONSE_BYTES:
             self._out_of_budget()
 
     def eof(self) -> None:
         """The peer closed: a body delimited by the close ends here; anything else is cut."""
-        if isinstance(self._framing, _UntilClose):
+        if self.complete:
+            return
+        if self.head is not None and self._until_close:
             self._finish(keep_alive=False)
-        elif not self.complete:
-            self.keep_alive = False
-            raise ResponseError("connection closed before the end of the response")
+            return
+        self.keep_alive = False
+        raise ResponseError("connection closed before the end of the response")
 
-    def _read_head(self) -> None:
-        while self._framing is None:
-            end = self._buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
-            if end < 0:
-                if len(self._buffer) > MAX_HEAD_BYTES:
-                    raise ResponseError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
-                return
-            parsed = parse_head(bytes(self._buffer[:end]))
-            del self._buffer[: end + 4]
-            if not 100 <= parsed.status < 200 or parsed.status == 101:
-                self._start(parsed)
+    def _parse(self, data: bytes) -> None:
+        self._data = data
+        try:
+            self._llhttp.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
+            if not self.complete:
+                raise _response_error(error) from None
+            self.keep_alive = False  # bytes after the end, or another protocol after a 101
 
-    def _start(self, parsed: ParsedHead) -> None:
-        retry_after = parsed.fields.get(b"retry-after")
-        self.head = Head(parsed.status, None if retry_after is None else as_text(retry_after))
-        self._framing = framing_of(parsed)
-        connection = parsed.fields.get(b"connection", b"").lower()
-        self.keep_alive = parsed.http11 and b"close" not in connection
-        self.keep_alive_s = keep_alive_timeout_s(parsed.fields.get(b"keep-alive"))
+    def _count_open_head(self) -> None:
+        self._head_bytes += len(self._data) - self._mark
+        self._mark = 0
+        self._tail = self._data[-3:]
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise ResponseError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
 
-    def _read_body(self) -> None:
-        assert self._framing is not None
-        taken = self._framing.take(self._buffer)
-        self._body_read += taken
-        if self._framing.done:
-            self._finish(self.keep_alive and not self._buffer)
-        elif self._body_read > MAX_BODY_BYTES:
-            self._finish(keep_alive=False)
+    def _close_head(self) -> None:
+        """The head llhttp just ended must fit MAX_HEAD_BYTES; the next one starts after it."""
+        end = self._head_end()
+        if self._head_bytes + end - self._mark > MAX_HEAD_BYTES:
+            raise ResponseError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
+        self._head_bytes = 0
+        self._mark = end
+
+    def _head_end(self) -> int:
+        """The offset just past the blank line of that head in the bytes being fed."""
+        if self._head_bytes and not self._mark:  # the blank line may straddle two feeds
+            straddling = (self._tail + self._data[:3]).find(_HEAD_END)
+            if straddling >= 0:
+                return straddling + len(_HEAD_END) - len(self._tail)
+        return self._data.find(_HEAD_END, self._mark) + len(_HEAD_END)
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _AfterTheEnd
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        key = name.lower()
+        if self._in_head and key in _WANTED:  # not trailers: they cannot change the framing
+            seen = self._fields.get(key)
+            self._fields[key] = value if seen is None else seen + b", " + value
+
+    def on_headers_complete(self) -> None:
+        self._close_head()
+        status = self._llhttp.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._fields = {}  # an interim head: the final one is still to come
+            return
+        self._in_head = False
+        self._start(status, self._llhttp.get_http_version())
+
+    def on_body(self, body: bytes) -> None:
+        self._body_read += len(body)
+
+    def on_message_complete(self) -> None:
+        if not self._in_head:
+            self.complete = True
+
+    def _start(self, status: int, version: str) -> None:
+        if version not in _VERSIONS:
+            raise ResponseError(f"unsupported HTTP version {version}")
+        fields = self._fields
+        retry_after = fields.get(b"retry-after")
+        self.head = Head(status, None if retry_after is None else as_text(retry_after.strip()))
+        connection = fields.get(b"connection", b"").lower()
+        # llhttp's should_keep_alive() turns False once the message is complete
+        self.keep_alive = version == "1.1" and b"close" not in connection and status != 101
+        self.keep_alive_s = keep_alive_timeout_s(fields.get(b"keep-alive"))
+        self._until_close = until_close(status, fields)
 
     def _out_of_budget(self) -> None:
         """The response has cost all it may: after the final head it ends here, before, it fails."""
@@ -152,7 +179,17 @@ class ResponseParser:
     def _finish(self, keep_alive: bool) -> None:
         self.complete = True
         self.keep_alive = keep_alive
-        self._buffer.clear()
+
+
+def _response_error(error: Exception) -> ResponseError:
+    """What an httptools exception means here; the only place they are translated.
+
+    An error raised in one of our callbacks comes back as the context of a callback error."""
+    if isinstance(error.__context__, ResponseError):
+        return error.__context__
+    if isinstance(error, httptools.HttpParserUpgrade):
+        return ResponseError("unexpected protocol upgrade")
+    return ResponseError(f"invalid response: {error}")
 
 
 def as_text(value: bytes) -> str:
@@ -166,93 +203,10 @@ def keep_alive_timeout_s(value: bytes | None) -> int | None:
     return None if found is None else int(found[1])
 
 
-def framing_of(parsed: ParsedHead) -> _Framing:
-    """How the body of this response ends (RFC 9112 §6.3)."""
-    encoding = parsed.fields.get(b"transfer-encoding")
+def until_close(status: int, fields: dict[bytes, bytes]) -> bool:
+    """Whether the body ends only when the connection closes (RFC 9112 §6.3), as llhttp reads
+    it: then it never completes the message, and `eof` has to."""
+    encoding = fields.get(b"transfer-encoding")
     if encoding is not None:
-        if encoding.lower().rsplit(b",", 1)[-1].strip() != b"chunked":
-            return _UntilClose()
-        return _Chunked()
-    if parsed.status in _NO_BODY_STATUSES:
-        return _Length(0)
-    length = parsed.fields.get(b"content-length")
-    if length is None:
-        return _UntilClose()
-    if not _DIGITS.fullmatch(length):
-        raise ResponseError(f"bad Content-Length {length[:20]!r}")
-    return _Length(int(length))
-
-
-class _Framing:
-    done = False
-
-    def take(self, buffer: bytearray) -> int:
-        """Consume body bytes from `buffer`; returns how many body bytes were taken."""
-        raise NotImplementedError
-
-
-class _Length(_Framing):
-    def __init__(self, length: int) -> None:
-        self._left = length
-        self.done = length == 0
-
-    def take(self, buffer: bytearray) -> int:
-        taken = min(self._left, len(buffer))
-        del buffer[:taken]
-        self._left -= taken
-        self.done = self._left == 0
-        return taken
-
-
-class _UntilClose(_Framing):
-    def take(self, buffer: bytearray) -> int:
-        taken = len(buffer)
-        buffer.clear()
-        return taken
-
-
-class _Chunked(_Framing):
-    """Chunk sizes, data and trailers; data is counted and dropped."""
-
-    def __init__(self) -> None:
-        self._data_left = 0  # data bytes of the current chunk still to come, then its CRLF
-        self._in_trailers = False
-
-    def take(self, buffer: bytearray) -> int:
-        taken = 0
-        while not self.done and buffer:
-            if self._data_left:
-                taken += self._take_data(buffer)
-            elif not self._take_line(buffer):
-                break
-        return taken
-
-    def _take_data(self, buffer: bytearray) -> int:
-        step = min(self._data_left, len(buffer))
-        del buffer[:step]
-        self._data_left -= step
-        return step
-
-    def _take_line(self, buffer: bytearray) -> bool:
-        end = buffer.find(b"\r\n")
-        if end < 0:
-            if len(buffer) > MAX_CHUNK_LINE_BYTES:
-                raise ResponseError("chunk line too long")
-            return False
-        line = bytes(buffer[:end])
-        del buffer[: end + 2]
-        if self._in_trailers:
-            self.done = not line
-        else:
-            self._chunk_size(line)
-        return True
-
-    def _chunk_size(self, line: bytes) -> None:
-        text = line.split(b";", 1)[0].strip()
-        if not _HEX.fullmatch(text):
-            raise ResponseError(f"bad chunk size {text[:20]!r}")
-        size = int(text, 16)
-        if size == 0:
-            self._in_trailers = True
-        else:
-            self._data_left = size + 2  # the data and the CRLF that ends it
+        return encoding.lower().rsplit(b",", 1)[-1].strip() != b"chunked"
+    return status not in _NO_BODY_STATUSES and b"content-length" not in fields

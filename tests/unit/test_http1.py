@@ -70,6 +70,18 @@ CASES: list[tuple[bytes, Head, bool, bool]] = [
         True,
         True,
     ),
+    (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+        Head(101, None),
+        True,
+        False,
+    ),
+    (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n",
+        Head(200, None),
+        True,
+        False,
+    ),
 ]
 
 
@@ -123,8 +135,15 @@ def test_a_close_before_the_end_is_an_error(raw: bytes) -> None:
         b"HTTP/1.1 OK\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nName : space before colon\r\n\r\n",
+        # a field name is a token (RFC 9110 §5.1): llhttp refuses other bytes, as Node does
+        b"HTTP/1.1 200 OK\r\nX-\xe9t\xe9: 1\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        # framing that two readers could take two ways (response splitting): refused
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n",
     ],
@@ -139,6 +158,22 @@ def test_a_head_larger_than_the_limit_is_refused_before_its_end() -> None:
     parser.feed(b"HTTP/1.1 200 OK\r\nX-Big: ")
     with pytest.raises(ResponseError, match="64 KiB"):
         parser.feed(b"x" * MAX_HEAD_BYTES)
+
+
+@pytest.mark.parametrize("piece", [4096, 1 << 20])
+def test_a_head_larger_than_the_limit_is_refused_when_it_ends_too(piece: int) -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * MAX_HEAD_BYTES + b"\r\nContent-Length: 0\r\n\r\n"
+    with pytest.raises(ResponseError, match="64 KiB"):
+        feed_in_pieces(raw, piece)
+
+
+@pytest.mark.parametrize("piece", [3, 4096, 1 << 20])
+def test_each_head_is_measured_on_its_own(piece: int) -> None:
+    padding = b"p" * (MAX_HEAD_BYTES - 100)
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: " + padding + b"\r\n\r\n"
+    final = b"HTTP/1.1 200 OK\r\nX-Pad: " + padding + b"\r\nContent-Length: 0\r\n\r\n"
+    parser = feed_in_pieces(interim + final, piece)
+    assert (parser.head, parser.complete, parser.keep_alive) == (Head(200, None), True, True)
 
 
 OVER_CAP = b"x" * (MAX_BODY_BYTES + 1000)
@@ -213,7 +248,7 @@ def test_a_response_within_the_budget_is_read_to_its_end_and_reusable() -> None:
             b"HTTP/1.1 200 OK\r\nRetry-After: \xff\xfe\r\nContent-Length: 0\r\n\r\n",
             Head(200, "\ufffd\ufffd"),
         ),
-        (b"HTTP/1.1 200 OK\r\nX-\xe9t\xe9: \xc3(\r\nContent-Length: 0\r\n\r\n", Head(200, None)),
+        (b"HTTP/1.1 200 OK\r\nX-Note: \xe9\xc3(\r\nContent-Length: 0\r\n\r\n", Head(200, None)),
         (b"HTTP/1.1 200 OK\r\nConnection: \xff\r\nContent-Length: 0\r\n\r\n", Head(200, None)),
     ],
 )
