@@ -122,6 +122,8 @@ _DEAD_LETTER = {
                 "invalid_event",
                 "blocked_url",
                 "unknown_webhook",
+                "too_many_webhooks",
+                "handler_error",
             ],
         },
         attempts=_array({"type": "object"}),
