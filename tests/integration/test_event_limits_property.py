@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.asyncio(loop_scope="module")
 
 # below the server's default 1 MiB max_payload less the bridge's record headroom
 MAX_EVENT_BYTES = 900 * 1024
-SETTLE_S = 60.0
+SETTLE_S = 30.0
+BIG = [2049, 100_000, 600_000]
 LOOPBACK_URL = "http://127.0.0.1:9/hook/"
 
 
@@ -68,12 +69,12 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shar
 entry = st.one_of(
     st.text(max_size=40).map(lambda text: text.replace("://", "")),  # an id, or nothing
     st.integers(0, 3000).map(lambda n: LOOPBACK_URL + "p" * n),  # URLs around the char limit
-    st.integers(2049, 700_000).map(lambda n: "x" * n),  # one huge entry
+    st.sampled_from(BIG).map(lambda n: "x" * n),  # one huge entry
 )
 webhooks = st.one_of(
     entry,
     st.lists(entry, max_size=30),
-    st.integers(0, 500_000).map(lambda n: [f"{LOOPBACK_URL}{i}" for i in range(n // 40)]),
+    st.sampled_from(BIG).map(lambda n: [f"{LOOPBACK_URL}{i}" for i in range(n // 40)]),
 )
 
 
@@ -83,12 +84,14 @@ def as_object(webhook: object, job: str | None, pad: int) -> bytes:
 
 
 objects = st.builds(
-    as_object, webhooks, st.sampled_from([None, "j-1", "j-2"]), st.integers(0, 300_000)
+    as_object, webhooks, st.sampled_from([None, "j-1", "j-2"]), st.sampled_from([0, 300_000])
 )
 deep = st.integers(1, 200_000).map(lambda d: b'{"event":"job.x","d":' + b"[" * d + b"]" * d + b"}")
 invalid_utf8 = st.binary(max_size=2000).map(lambda b: b'{"event":"job.x","s":"' + b + b'\xff"}')
 non_objects = st.sampled_from([b"[]", b"1", b'"s"', b"null", b"", b"[" * 100_000])
-long_strings = st.integers(0, MAX_EVENT_BYTES).map(lambda n: b'{"event":"' + b"e" * n + b'"}')
+long_strings = st.sampled_from([0, 1000, MAX_EVENT_BYTES - 20]).map(
+    lambda n: b'{"event":"' + b"e" * n + b'"}'
+)
 hostile = st.one_of(
     st.binary(max_size=4096), objects, deep, invalid_utf8, non_objects, long_strings
 )
@@ -96,7 +99,7 @@ suffix = st.sampled_from(["job.completed", "x", "a.b.c.d", "-_"])
 
 
 @settings(
-    max_examples=12,
+    max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
