@@ -122,7 +122,12 @@ class Bridge:
         dispatcher = self._dispatcher = Dispatcher(
             settings, self.router, deliverer, nc, self.metrics
         )
-        jobs = self._jobs = JobWebhooks(kv, settings.job_webhook_ttl_s)
+        jobs = self._jobs = JobWebhooks(
+            kv,
+            settings.job_webhook_ttl_s,
+            max_entries=settings.job_webhook_max,
+            max_value_bytes=bus.max_body_bytes(nc),
+        )
         on_event = EventHandler(settings, self.router, jobs, dispatcher, max_event_bytes)
         on_task = TaskHandler(settings, dispatcher)
         durable = settings.nats_durable
@@ -130,7 +135,7 @@ class Bridge:
         tasks = await js.pull_subscribe_bind(durable, settings.tasks_stream)
         capacity = settings.concurrency
         return [
-            ConsumerLoop("events", events, on_event, capacity),
+            ConsumerLoop("events", events, on_event, capacity, on_failure=on_event.failed),
             ConsumerLoop("tasks", tasks, on_task, capacity * 2),
         ]
 

@@ -57,8 +57,22 @@ PUBLISH_REQUEST_S = 1.0
 StateCallback = Callable[[bool], None]
 
 
+# room for the headers of a message (Nats-Msg-Id): the server's max_payload counts them
+HEADERS_ROOM_BYTES = 1024
+
+
 class BusError(Exception):
-    """NATS is unreachable or refused a request; the message is one line."""
+    """NATS is unreachable or refused a request; the message is one line. `refused`: this
+    request itself was turned down (too big, a bad request), so asking again cannot help."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def max_body_bytes(nc: Client) -> int:
+    """The largest body of a message the bridge writes (a record, a KV value)."""
+    return nc.max_payload - HEADERS_ROOM_BYTES
 
 
 def tasks_subject(settings: Settings) -> str:
@@ -77,13 +91,20 @@ async def nats_errors(action: str) -> AsyncIterator[None]:
         yield
     except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as error:
         detail = str(error).strip() or type(error).__name__
-        raise BusError(f"{action}: {detail}") from error
+        raise BusError(f"{action}: {detail}", refused=_refused(error)) from error
+
+
+def _refused(error: Exception) -> bool:
+    """Errors about the request, not about the server being reachable or ready."""
+    if isinstance(error, nats.js.errors.ServiceUnavailableError | nats.js.errors.ServerError):
+        return False
+    return isinstance(error, nats.errors.MaxPayloadError | nats.js.errors.APIError)
 
 
 async def publish(
     js: JetStreamContext, subject: str, payload: bytes, msg_id: str, patience_s: float
 ) -> None:
-    """Publish and wait for the stream's ack, retrying through a short outage.
+    """Publish and wait for the stream's ack, retrying through a short outage (not a refusal).
 
     Safe to repeat: every message the bridge publishes has a deterministic Nats-Msg-Id.
     """
@@ -93,8 +114,8 @@ async def publish(
             async with nats_errors(f"cannot publish to {subject}"):
                 await _acked(js, subject, payload, msg_id)
             return
-        except BusError:
-            if time.monotonic() > deadline:
+        except BusError as error:
+            if error.refused or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(PUBLISH_RETRY_S)
 

@@ -65,6 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_log_stream: str
     delivery_log_max_age_s: float
     job_webhook_ttl_s: float
+    job_webhook_max: int
+    event_max_failures: int
     default_webhooks: tuple[str, ...]
     default_webhook_urls: tuple[str, ...]
     webhooks: tuple[NamedWebhook, ...]
@@ -293,6 +295,8 @@ FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "DELIVERY_LOG_STREAM": ("delivery_log_stream", "GREENLIGHT_WEBHOOKS_LOG", _stream_name),
     "DELIVERY_LOG_MAX_AGE": ("delivery_log_max_age_s", "7d", _positive_duration),
     "JOB_WEBHOOK_TTL": ("job_webhook_ttl_s", "7d", _positive_duration),
+    "JOB_WEBHOOK_MAX": ("job_webhook_max", 10, _int_at_least(1, 1000)),
+    "EVENT_MAX_FAILURES": ("event_max_failures", 5, _int_at_least(1, 1000)),
     "DEFAULT_WEBHOOKS": ("default_webhooks", "", _list),
     "DEFAULT_WEBHOOK_URLS": ("default_webhook_urls", "", _urls),
     "WEBHOOK_TIMEOUT": ("timeout_s", "15s", _positive_duration),

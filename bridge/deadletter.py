@@ -5,6 +5,12 @@ delivery id. A replay re-queues the delivery as a task with a fresh retry budget
 delivery id; its generation is the dead letter's stream sequence, so a replayed delivery that
 fails again is dead-lettered again (as `<delivery id>:<generation>`, outside the duplicate
 window of the first) and each replay is marked in the replays bucket.
+
+Every record fits in one NATS message: `fit` cuts the texts copied from producers and
+receivers (attempt errors, the error, dropped webhook entries, raw bytes), the largest first
+and each only as far as needed, and as a last resort leaves out the payload (a cut body could
+not be replayed), until the encoded record is small enough; it names each cut field in
+`truncated`.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypedDict
 
 import msgspec
 import nats.js.errors
@@ -25,15 +31,27 @@ from nats.js.kv import KeyValue
 from bridge import bus
 from bridge.bus import DLQ_SUBJECT_PREFIX
 from bridge.config import Settings
+from bridge.entries import ENTRY_MAX_CHARS
 from bridge.events import Event, InvalidEvent
 from bridge.pacing import Pacer
 from bridge.routing import Router, Source, Target, delivery_id, host_of
 from bridge.tasks import Attempt, Task, timestamp
 
-Reason = Literal["max_retries_exceeded", "gone", "invalid_event", "blocked_url", "unknown_webhook"]
+Reason = Literal[
+    "max_retries_exceeded",
+    "gone",
+    "invalid_event",
+    "blocked_url",
+    "unknown_webhook",
+    "too_many_webhooks",
+    "handler_error",
+]
 INVALID_SUBJECT_TOKEN = "invalid"
-# JSON escaping can grow text up to 6x: this keeps a record under a 1 MiB max_payload
+# how much of a message that is not a routable event is worth keeping; `fit` makes it fit
 MAX_RAW_BYTES = 128 * 1024
+# what `truncated` adds to a record, at most: its key and every field name
+TRUNCATION_NOTE_BYTES = 128
+BARE_ERROR_CHARS = 1024
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -62,6 +80,8 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     raw_truncated: bool = False
     error: str | None = None
     generation: int = 0
+    dropped_webhooks: tuple[str, ...] = ()
+    truncated: tuple[str, ...] = ()  # fields cut (payload: left out) to fit in one message
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -90,8 +110,7 @@ def from_task(task: Task, reason: Reason) -> DeadLetter:
 
 
 def from_invalid(invalid: InvalidEvent) -> DeadLetter:
-    """Keeps the raw bytes, cut to MAX_RAW_BYTES so the record always fits in a message."""
-    raw, encoding = _raw_text(invalid.raw[:MAX_RAW_BYTES])
+    """Keeps the raw bytes, at most MAX_RAW_BYTES of them."""
     return DeadLetter(
         delivery_id=delivery_id(invalid.id, "invalid"),
         event_id=invalid.id,
@@ -102,11 +121,59 @@ def from_invalid(invalid: InvalidEvent) -> DeadLetter:
         reason="invalid_event",
         attempts=(),
         dead_lettered_at=timestamp(time.time()),
-        raw=raw,
-        raw_encoding=encoding,
-        raw_size=len(invalid.raw),
-        raw_truncated=len(invalid.raw) > MAX_RAW_BYTES,
         error=invalid.error,
+        **_raw_fields(invalid.raw),
+    )
+
+
+def from_failure(event_id: str, event: Event | None, raw: bytes, error: str) -> DeadLetter:
+    """An event whose handling kept failing: its raw bytes (at most MAX_RAW_BYTES) and the
+    last error; `event` is what it decodes to, when it does."""
+    return DeadLetter(
+        delivery_id=delivery_id(event_id, "handler_error"),
+        event_id=event_id,
+        event=event.name if event else None,
+        job_id=event.job_id if event else None,
+        tenant_id=event.tenant_id if event else None,
+        endpoint=Endpoint(None, None, None),
+        reason="handler_error",
+        attempts=(),
+        dead_lettered_at=timestamp(time.time()),
+        error=error,
+        **_raw_fields(raw),
+    )
+
+
+def from_too_many(event: Event, dropped: tuple[str, ...], max_entries: int) -> DeadLetter:
+    """One record per event for every per-job entry it could not keep (SPEC §13)."""
+    return DeadLetter(
+        delivery_id=delivery_id(event.id, "too_many_webhooks"),
+        event_id=event.id,
+        event=event.name,
+        job_id=event.job_id,
+        tenant_id=event.tenant_id,
+        endpoint=Endpoint(None, None, "job"),
+        reason="too_many_webhooks",
+        attempts=(),
+        dead_lettered_at=timestamp(time.time()),
+        payload=msgspec.Raw(event.body),
+        error=f"{len(dropped)} per-job webhook entries dropped: an event carries and a job "
+        f"remembers at most {max_entries}, each at most {ENTRY_MAX_CHARS} chars",
+        dropped_webhooks=dropped,
+    )
+
+
+class _RawFields(TypedDict):
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"]
+    raw_size: int
+    raw_truncated: bool
+
+
+def _raw_fields(raw: bytes) -> _RawFields:
+    text, encoding = _raw_text(raw[:MAX_RAW_BYTES])
+    return _RawFields(
+        raw=text, raw_encoding=encoding, raw_size=len(raw), raw_truncated=len(raw) > MAX_RAW_BYTES
     )
 
 
@@ -165,8 +232,116 @@ def encode(record: DeadLetter) -> bytes:
     return _ENCODER.encode(record)
 
 
-async def publish(js: JetStreamContext, record: DeadLetter, patience_s: float) -> None:
-    await bus.publish(js, subject_for(record), encode(record), message_id(record), patience_s)
+async def publish(
+    js: JetStreamContext, record: DeadLetter, patience_s: float, max_bytes: int
+) -> None:
+    """Publish the record, cut to fit in `max_bytes`."""
+    payload = encode(fit(record, max_bytes))
+    await bus.publish(js, subject_for(record), payload, message_id(record), patience_s)
+
+
+CUT_TEXTS = ("attempts", "error", "dropped_webhooks", "raw")
+
+
+def fit(record: DeadLetter, max_bytes: int) -> DeadLetter:
+    """The record with its copied fields cut until it encodes to at most `max_bytes`; each
+    cut field is named in `truncated`. Fields the bridge makes itself (ids, names, the
+    endpoint) are never cut: an entry or URL in them is already bounded."""
+    if len(encode(record)) <= max_bytes:  # nearly always
+        return record
+    largest_first = sorted(CUT_TEXTS, key=lambda field: -_text_bytes(record, field))
+    for field in (*largest_first, "payload"):
+        excess = len(encode(record)) - max_bytes
+        if excess <= 0:
+            break
+        record = _cut(record, field, excess + TRUNCATION_NOTE_BYTES)
+    return record
+
+
+def _text_bytes(record: DeadLetter, field: str) -> int:
+    if field == "attempts":
+        texts = [attempt.error or "" for attempt in record.attempts]
+    elif field == "dropped_webhooks":
+        texts = list(record.dropped_webhooks)
+    else:
+        texts = [getattr(record, field) or ""]
+    return sum(len(_ENCODER.encode(text)) for text in texts)
+
+
+def _cut(record: DeadLetter, field: str, excess: int) -> DeadLetter:
+    """`field` shrunk by at least `excess` encoded bytes, or as far as it goes."""
+    cut = _cut_values(record, field, excess)
+    if not cut:
+        return record
+    noted = (*record.truncated, field)
+    return msgspec.structs.replace(record, **cut, truncated=noted)
+
+
+def _cut_values(record: DeadLetter, field: str, excess: int) -> dict[str, object]:
+    if field == "payload":
+        present = not isinstance(record.payload, msgspec.UnsetType)
+        return {"payload": msgspec.UNSET} if present else {}
+    if field == "attempts":
+        errors = _cut_texts([a.error or "" for a in record.attempts], excess)
+        attempts = [_with_error(a, e) for a, e in zip(record.attempts, errors, strict=True)]
+        return {"attempts": tuple(attempts)} if attempts != list(record.attempts) else {}
+    if field == "dropped_webhooks":
+        entries = tuple(_cut_texts(list(record.dropped_webhooks), excess))
+        return {"dropped_webhooks": entries} if entries != record.dropped_webhooks else {}
+    return _cut_text_field(record, field, excess)
+
+
+def _cut_text_field(record: DeadLetter, field: str, excess: int) -> dict[str, object]:
+    """`error`, or `raw` (base64 is cut on a whole group of four)."""
+    text: str | None = getattr(record, field)
+    if not text:
+        return {}
+    [cut] = _cut_texts([text], excess)
+    if field == "raw":
+        cut = cut[: len(cut) - len(cut) % 4] if record.raw_encoding == "base64" else cut
+        return {"raw": cut, "raw_truncated": True}
+    return {field: cut}
+
+
+def _with_error(attempt: Attempt, error: str) -> Attempt:
+    same = error == (attempt.error or "")
+    return attempt if same else msgspec.structs.replace(attempt, error=error)
+
+
+def _cut_texts(texts: list[str], excess: int) -> list[str]:
+    """Each text cut to an equal share of what must remain of their encoded total."""
+    if not texts:
+        return texts
+    total = sum(len(_ENCODER.encode(text)) for text in texts)
+    share = max(0, total - excess) // len(texts)
+    return [_prefix_within(text, share) for text in texts]
+
+
+def _prefix_within(text: str, max_bytes: int) -> str:
+    """The longest prefix found whose JSON encoding (quotes, escapes) is at most max_bytes."""
+    keep = min(len(text), max_bytes)
+    while keep and (size := len(_ENCODER.encode(text[:keep]))) > max_bytes:
+        keep = keep * max_bytes // size  # strictly smaller: size > max_bytes
+    return text[:keep]
+
+
+def bare(record: DeadLetter) -> DeadLetter:
+    """The record with nothing copied from the message but a short error: the last resort
+    when the whole record cannot be published."""
+    copied = ("payload", "raw", "dropped_webhooks", "attempts")
+    cut = [f for f in copied if getattr(record, f) not in (msgspec.UNSET, None, ())]
+    if len(record.error or "") > BARE_ERROR_CHARS:
+        cut.append("error")
+    return msgspec.structs.replace(
+        record,
+        payload=msgspec.UNSET,
+        raw=None,
+        raw_encoding=None,
+        dropped_webhooks=(),
+        attempts=(),
+        error=(record.error or "")[:BARE_ERROR_CHARS],
+        truncated=tuple(dict.fromkeys((*record.truncated, *cut))),
+    )
 
 
 class Filter(msgspec.Struct, frozen=True):

@@ -90,6 +90,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(settings.concurrency)
         # an unacked message is redelivered after ack_wait: give up publishing well before
         self._patience_s = settings.effective_ack_wait_s / 3
+        self._record_max_bytes = bus.max_body_bytes(nc)
         batch_bytes = min(BATCH_MAX_BYTES, nc.max_payload // 2)
         self._deferrals = Deferrals(self._publish_tasks, batch_bytes)
 
@@ -173,7 +174,7 @@ class Dispatcher:
         await self.publish_dead_letter(deadletter.from_task(task, reason))
 
     async def publish_dead_letter(self, record: deadletter.DeadLetter) -> None:
-        await deadletter.publish(self._js, record, self._patience_s)
+        await deadletter.publish(self._js, record, self._patience_s, self._record_max_bytes)
         endpoint = record.endpoint.id or host_of(record.endpoint.url or "")
         # an invalid event never became a delivery: it has a dead letter but no endpoint
         self.metrics.dead_lettered(endpoint or None, record.reason)

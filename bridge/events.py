@@ -3,6 +3,8 @@
 Only the top level of the JSON object is decoded; every value stays as raw bytes, so the body
 delivered to receivers is the producer's JSON with `webhook` removed and nothing re-encoded.
 When the event carries no `webhook`, the delivered body is the published bytes verbatim.
+Per-job `webhook` entries past the limits of `bridge.entries` are set apart as dropped: the
+event stays routable with the rest.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Literal, TypeVar
 
 import msgspec
+
+from bridge.entries import Admitted, admit
 
 WEBHOOK_KEY = "webhook"
 # why an event is invalid, as counted in webhook_bridge_events_invalid_total{reason}
@@ -33,6 +37,7 @@ class Event(msgspec.Struct, frozen=True):
     webhooks: tuple[str, ...]
     body: bytes
     published_at_s: float
+    dropped_webhooks: tuple[str, ...] = ()  # entries past the limits, to be dead-lettered
 
 
 class InvalidEvent(msgspec.Struct, frozen=True):
@@ -61,22 +66,25 @@ def decode_event(
     published_at_s: float,
     max_bytes: int,
     prefixes: tuple[tuple[str, ...], ...],
+    max_webhooks: int,
 ) -> Event | InvalidEvent:
-    """Decode one published message."""
+    """Decode one published message; it keeps at most `max_webhooks` per-job entries."""
     try:
         if len(data) > max_bytes:
             limit = f"{max_bytes}-byte limit (MAX_EVENT_BYTES, capped by the server's max_payload)"
             raise _Invalid(f"event is {len(data)} bytes, over the {limit}", "too_large")
         fields = _object(data)
         name = _event_name(fields, subject, prefixes)
+        entries = _webhook_entries(fields, max_webhooks)
         return Event(
             id=event_id,
             name=name,
             job_id=_identifier(fields, "job_id"),
             tenant_id=_identifier(fields, "tenant_id"),
-            webhooks=_webhook_entries(fields),
+            webhooks=entries.kept,
             body=_body(data, fields),
             published_at_s=published_at_s,
+            dropped_webhooks=entries.dropped,
         )
     except _Invalid as invalid:
         return InvalidEvent(event_id, subject, str(invalid), data, invalid.reason)
@@ -142,13 +150,16 @@ def _identifier(fields: dict[str, msgspec.Raw], key: str) -> str | None:
     return str(value)
 
 
-def _webhook_entries(fields: dict[str, msgspec.Raw]) -> tuple[str, ...]:
+_NO_ENTRIES = Admitted(())
+
+
+def _webhook_entries(fields: dict[str, msgspec.Raw], max_entries: int) -> Admitted:
     raw = fields.get(WEBHOOK_KEY)
     if raw is None:  # most events
-        return ()
+        return _NO_ENTRIES
     value = _decode(_WEBHOOKS, raw, "webhook must be a string or a list of strings")
     entries = [value] if isinstance(value, str) else value or []
-    return tuple(dict.fromkeys(e.strip() for e in entries if e.strip()))
+    return admit((e.strip() for e in entries if e.strip()), max_entries)
 
 
 def _body(data: bytes, fields: dict[str, msgspec.Raw]) -> bytes:

@@ -10,6 +10,10 @@ process handles after the one carrying `webhook` see it without waiting for the 
 Mirrored entries expire with the bucket's TTL; the mirror holds only jobs that have per-job
 webhooks, a few hundred bytes each, and at most MIRROR_MAX_JOBS of them: past that the oldest
 are dropped and look-ups that miss ask the bucket again, so memory stays bounded.
+
+A job remembers what `bridge.entries.admit` keeps, in the bucket and in the mirror alike: the
+entries it already has first, then new ones while there is room (a count, and a KV value that
+fits in one NATS message); `remember` reports the entries it could not keep.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import nats.errors
 import nats.js.errors
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from bridge.bus import nats_errors
+from bridge.entries import Admitted, admit
 from bridge.observability import log
 
 _ENTRIES = msgspec.json.Decoder(list[str])
@@ -39,17 +45,16 @@ def job_key(job_id: str) -> str:
     return hashlib.sha256(job_id.encode()).hexdigest()[:40]
 
 
-def merge(*groups: Entries) -> Entries:
-    """The union in first-seen order."""
-    return tuple(dict.fromkeys(entry for group in groups for entry in group))
-
-
 class JobWebhooks:
     """Remembers and recalls per-job webhook entries."""
 
-    def __init__(self, kv: KeyValue, ttl_s: float) -> None:
+    def __init__(
+        self, kv: KeyValue, ttl_s: float, *, max_entries: int, max_value_bytes: int
+    ) -> None:
         self._kv = kv
         self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._max_value_bytes = max_value_bytes
         self._mirror: dict[str, tuple[float, Entries]] = {}  # key → (expires at, entries)
         self._synced = False
         self._complete = True  # False once the size cap dropped a job
@@ -64,14 +69,17 @@ class JobWebhooks:
         """Add entries seen now to the mirror, before anything awaits (stream order)."""
         self._add(job_key(job_id), entries, time.time())
 
-    async def remember(self, job_id: str, entries: Entries) -> Entries:
-        """Persist the entries merged with what the bucket holds; returns the merged set."""
+    async def remember(self, job_id: str, entries: Entries) -> Admitted:
+        """Persist the entries merged with what the bucket holds: the job's entries now, and
+        those it could not keep."""
         key = job_key(job_id)
         stored = await self._load(key)
-        merged = merge(stored, entries)
-        if merged != stored:
-            await self._kv.put(key, msgspec.json.encode(list(merged)))
-        return self._add(key, merged, time.time())
+        merged = self._admit(stored, entries)
+        if merged.kept != stored:
+            async with nats_errors("cannot remember a job's webhooks"):
+                await self._kv.put(key, msgspec.json.encode(list(merged.kept)))
+        known = self._add(key, merged.kept, time.time())
+        return Admitted(self._forget(key, known, merged.dropped), merged.dropped)
 
     async def recall(self, job_id: str) -> Entries:
         key = job_key(job_id)
@@ -111,10 +119,11 @@ class JobWebhooks:
                 await watcher.stop()  # type: ignore[no-untyped-call]
 
     async def _load(self, key: str) -> Entries:
-        try:
-            entry = await self._kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return ()
+        async with nats_errors("cannot recall a job's webhooks"):
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return ()
         return _decode(entry.value)
 
     def _known(self, key: str) -> Entries:
@@ -124,16 +133,29 @@ class JobWebhooks:
             return ()
         return hit[1]
 
+    def _admit(self, known: Entries, entries: Entries) -> Admitted:
+        return admit((*known, *entries), self._max_entries, self._max_value_bytes)
+
     def _add(self, key: str, entries: Entries, seen_s: float) -> Entries:
         if not entries:
             return self._known(key)
         expires_s, known = self._mirror.get(key, (0.0, ()))
-        merged = merge(known, entries)
+        merged = self._admit(known, entries).kept
         self._mirror[key] = (max(expires_s, seen_s + self._ttl_s), merged)
         if len(self._mirror) > MIRROR_MAX_JOBS:
             del self._mirror[next(iter(self._mirror))]
             self._complete = False
         return merged
+
+    def _forget(self, key: str, known: Entries, dropped: Entries) -> Entries:
+        """Entries the bucket refused leave the mirror too, though an event noted them."""
+        if not dropped or not set(dropped) & set(known):
+            return known
+        kept = tuple(entry for entry in known if entry not in dropped)
+        hit = self._mirror.get(key)
+        if hit is not None:
+            self._mirror[key] = (hit[0], kept)
+        return kept
 
     def _sweep(self) -> None:
         """Drop expired jobs now and then (the bucket's TTL removes them without a notice)."""

@@ -4,7 +4,8 @@ Events: decode → remember/recall per-job webhooks → route → one first atte
 made inline when the endpoint has a free slot or soon will (a fast endpoint's short queue),
 else deferred as a task → ack the event once every target is delivered, queued for retry or
 dead-lettered. The common path (first attempt succeeds) costs one fetch and one ack, like a
-plain consumer; retries and deferrals pay for themselves by publishing a task.
+plain consumer; retries and deferrals pay for themselves by publishing a task. An event whose
+handling fails is handed back, and dead-lettered after a few failures (`bridge.failures`).
 
 Tasks: wait until due (`nak(delay)`), take an endpoint slot (bounded queue, else hand back
 with the endpoint's overflow delay), attempt, then ack once the follow-up is published. A
@@ -22,10 +23,11 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from bridge import deadletter
+from bridge import deadletter, failures
 from bridge.bus import BusError, batch_subject, fetch, stragglers, tasks_subject
 from bridge.config import Settings
 from bridge.dispatch import Dispatcher
+from bridge.entries import Admitted
 from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes
 from bridge.jobs import JobWebhooks
 from bridge.observability import log
@@ -33,6 +35,7 @@ from bridge.routing import Router, Target, delivery_id
 from bridge.tasks import Task, decode_batch, decode_task, handed_on
 
 Handler = Callable[[Msg], Awaitable[None]]
+FailureHandler = Callable[[Msg, Exception], Awaitable[None]]
 FETCH_TIMEOUT_S = 1.0
 MAX_BATCH = 128
 ERROR_PAUSE_S = 1.0
@@ -49,11 +52,17 @@ class ConsumerLoop:
     """One fetch loop over a pull subscription; handlers run as tasks, at most `capacity`."""
 
     def __init__(
-        self, name: str, sub: JetStreamContext.PullSubscription, handle: Handler, capacity: int
+        self,
+        name: str,
+        sub: JetStreamContext.PullSubscription,
+        handle: Handler,
+        capacity: int,
+        on_failure: FailureHandler | None = None,
     ) -> None:
         self.name = name
         self._sub = sub
         self._handle = handle
+        self._on_failure = on_failure or hand_back
         self._capacity = capacity
         self._refill = max(1, capacity // REFILL_FRACTION)
         self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
@@ -114,12 +123,12 @@ class ConsumerLoop:
             await self._handle(msg)
         except asyncio.CancelledError:
             raise
-        except BusError as error:  # NATS unreachable: expected during an outage, one line
+        except BusError as error:  # NATS unreachable or refusing: one line
             log.warning("handler failed", consumer=self.name, error=str(error))
-            await _quietly(msg.nak(delay=ERROR_PAUSE_S))
+            await _quietly(self._on_failure(msg, error))
         except Exception as error:
             log.error("handler failed", consumer=self.name, error=str(error), exc_info=True)
-            await _quietly(msg.nak(delay=ERROR_PAUSE_S))
+            await _quietly(self._on_failure(msg, error))
 
     async def _keep_alive(self, older_than_s: float) -> None:
         """Extend the ack deadline of messages held long (queued behind a busy endpoint)."""
@@ -163,6 +172,8 @@ class EventHandler:
         max_event_bytes: int,
     ) -> None:
         self._max_event_bytes = max_event_bytes
+        self._max_webhooks = settings.job_webhook_max
+        self._max_failures = settings.event_max_failures
         self._router = router
         self._jobs = jobs
         self._dispatcher = dispatcher
@@ -189,7 +200,21 @@ class EventHandler:
             published_at_s=meta.timestamp.timestamp(),
             max_bytes=self._max_event_bytes,
             prefixes=self._prefixes,
+            max_webhooks=self._max_webhooks,
         )
+
+    async def failed(self, msg: Msg, error: Exception) -> None:
+        """Hand the event back, or give up on it (`bridge.failures`)."""
+        delivered = msg.metadata.num_delivered or 1
+        if failures.gives_up(delivered, self._max_failures, error):
+            decoded = self._decode(msg)
+            event = decoded if isinstance(decoded, Event) else None
+            text = str(error) or repr(error)
+            log.error("event dead-lettered after failing", event_id=decoded.id, delivered=delivered)
+            record = deadletter.from_failure(decoded.id, event, msg.data, text)
+            if await failures.settle(msg, record, self._dispatcher.publish_dead_letter):
+                return
+        await hand_back(msg, error)
 
     async def _invalid(self, event: InvalidEvent) -> None:
         log.warning("invalid event", event_id=event.id, subject=event.subject, error=event.error)
@@ -198,7 +223,11 @@ class EventHandler:
 
     async def _route(self, event: Event) -> None:
         self._metrics.received(event.name)
-        route = self._router.route(event, await self._job_webhooks(event))
+        entries = await self._job_webhooks(event)
+        if entries.dropped or event.dropped_webhooks:  # rare: the common event builds nothing
+            await self._too_many(event, (*entries.dropped, *event.dropped_webhooks))
+            event = _without(event, entries.dropped)
+        route = self._router.route(event, entries.kept)
         for unknown in route.unknown_ids:
             log.warning("unknown webhook id", event_id=event.id, webhook=unknown)
             await self._dispatcher.publish_dead_letter(deadletter.from_unknown(event, unknown))
@@ -239,12 +268,17 @@ class EventHandler:
         if rest:
             await asyncio.gather(*rest)
 
-    async def _job_webhooks(self, event: Event) -> tuple[str, ...]:
+    async def _too_many(self, event: Event, dropped: tuple[str, ...]) -> None:
+        log.warning("per-job webhooks dropped", event_id=event.id, count=len(dropped))
+        record = deadletter.from_too_many(event, dropped, self._max_webhooks)
+        await self._dispatcher.publish_dead_letter(record)
+
+    async def _job_webhooks(self, event: Event) -> Admitted:
         """Per-job entries; noted synchronously so later events in this process see them."""
         if event.job_id is None:
-            return ()
+            return Admitted(())
         if not event.webhooks:
-            return await self._jobs.recall(event.job_id)
+            return Admitted(await self._jobs.recall(event.job_id))
         self._jobs.note(event.job_id, event.webhooks)
         return await self._jobs.remember(event.job_id, event.webhooks)
 
@@ -263,6 +297,14 @@ class EventHandler:
             await self._dispatcher.attempt(task)
         else:
             await self._dispatcher.defer(task)
+
+
+def _without(event: Event, dropped: tuple[str, ...]) -> Event:
+    """The event as routed when its job could not keep some of its entries."""
+    if not dropped:
+        return event
+    kept = tuple(entry for entry in event.webhooks if entry not in dropped)
+    return msgspec.structs.replace(event, webhooks=kept)
 
 
 def event_size_limit(configured_bytes: int, max_payload_bytes: int) -> int:
@@ -343,6 +385,11 @@ class TaskHandler:
         limiter.promise(url, min(room, len(tasks)))
         await self._dispatcher.requeue(tasks[:room], tasks[room:])
         await msg.ack()
+
+
+async def hand_back(msg: Msg, _error: Exception) -> None:
+    """After a failure: try again after a pause."""
+    await msg.nak(delay=ERROR_PAUSE_S)
 
 
 async def _leave_for_newer(msg: Msg) -> None:

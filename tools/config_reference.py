@@ -45,6 +45,10 @@ MEANINGS = {
     "DELIVERY_LOG_STREAM": "delivery log: one record per attempt (`GET /deliveries`)",
     "DELIVERY_LOG_MAX_AGE": "delivery log retention",
     "JOB_WEBHOOK_TTL": "how long a job's per-job webhooks are remembered",
+    "JOB_WEBHOOK_MAX": "per-job `webhook` entries an event may carry and a job remembers "
+    "(each at most 2048 chars); the rest are dead-lettered (`too_many_webhooks`)",
+    "EVENT_MAX_FAILURES": "deliveries of an event whose handling failed before it is "
+    "dead-lettered (`handler_error`) and acked; NATS outages do not count",
     "DEFAULT_WEBHOOKS": "ids of named webhooks (YAML `webhooks:`) applied to every event",
     "DEFAULT_WEBHOOK_URLS": "raw URLs applied to every event, comma-separated",
     "WEBHOOK_TIMEOUT": "per attempt, connect to last byte",

@@ -19,13 +19,18 @@ import bridge.jobs
 from bridge.jobs import JobWebhooks, job_key
 
 TTL_S = 3600.0
+MAX_ENTRIES = 10
+MAX_VALUE_BYTES = 64 * 1024
 
 
 @pytest.fixture
 async def jobs(js: JetStreamContext) -> AsyncIterator[JobWebhooks]:
     kv = await js.create_key_value(KeyValueConfig(bucket="jobs", ttl=TTL_S, history=1))
     await kv.put(job_key("j-old"), msgspec.json.encode(["https://old.example/hook"]))
-    memory, stopping = JobWebhooks(kv, TTL_S), asyncio.Event()
+    memory, stopping = (
+        JobWebhooks(kv, TTL_S, max_entries=MAX_ENTRIES, max_value_bytes=MAX_VALUE_BYTES),
+        asyncio.Event(),
+    )
     task = asyncio.create_task(memory.mirror(stopping))
     await wait_for(lambda: memory.synced, 10, "mirror loaded the bucket")
     yield memory
@@ -56,7 +61,7 @@ async def test_noted_entries_are_recalled_before_the_bucket_has_them(jobs: JobWe
     jobs.note("j-noted", ("https://b.example/1",))
     assert await jobs.recall("j-noted") == ("https://b.example/1",)
     merged = await jobs.remember("j-noted", ("https://b.example/2",))
-    assert merged == ("https://b.example/1", "https://b.example/2")
+    assert merged.kept == ("https://b.example/1", "https://b.example/2")
 
 
 async def test_past_the_size_cap_misses_ask_the_bucket(

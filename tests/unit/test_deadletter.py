@@ -353,3 +353,77 @@ def test_invalid_raw_is_capped_so_the_record_fits(size: int, truncated: bool) ->
 )
 def test_filter_subject_is_always_a_valid_filter(event: str | None, subject: str) -> None:
     assert Filter(event=event).subject() == subject
+
+
+# --- every record fits in one message (SPEC §13) --------------------------------------------
+
+EVENT = Event("E", "job.done", "j", "acme", (), b'{"event": "job.done"}', 0.0)
+HUGE = "\x01" * 300_000  # JSON-escaped six times over
+
+
+def records() -> list[DeadLetter]:
+    failed = msgspec.structs.replace(
+        task(), history=tuple(msgspec.structs.replace(a, error=HUGE) for a in HISTORY)
+    )
+    return [
+        from_invalid(InvalidEvent("E", "s", HUGE, b"\xff" * 500_000)),
+        deadletter.from_failure("E", EVENT, b"x" * 900_000, HUGE),
+        deadletter.from_too_many(EVENT, (HUGE, "y" * 5000, HUGE), 10),
+        from_task(failed, "max_retries_exceeded"),
+        from_task(msgspec.structs.replace(task(), body=b'"' + b"z" * 900_000 + b'"'), "gone"),
+    ]
+
+
+@pytest.mark.parametrize("max_bytes", [8 * 1024, 64 * 1024, 1024 * 1024 - 1024])
+@pytest.mark.parametrize("index", range(len(records())))
+def test_fit_cuts_copied_fields_and_says_so(index: int, max_bytes: int) -> None:
+    record = records()[index]
+    fitted = deadletter.fit(record, max_bytes)
+    assert len(deadletter.encode(fitted)) <= max_bytes
+    assert bool(fitted.truncated) is (len(deadletter.encode(record)) > max_bytes)
+    assert set(fitted.truncated) <= set(deadletter.CUT_TEXTS) | {"payload"}
+    assert (fitted.delivery_id, fitted.reason) == (record.delivery_id, record.reason)
+
+
+def test_fit_leaves_a_record_that_fits_alone() -> None:
+    record = from_task(task(), "gone")
+    assert deadletter.fit(record, 64 * 1024) is record
+    assert "truncated" not in json.loads(deadletter.encode(record))
+
+
+def test_fit_cuts_the_largest_text_first_and_only_as_far_as_needed() -> None:
+    record = deadletter.from_failure("E", None, b"r" * 100_000, "short error")
+    fitted = deadletter.fit(record, 64 * 1024)
+    assert fitted.truncated == ("raw",)
+    assert fitted.error == "short error"
+    assert fitted.raw_truncated
+    assert len(fitted.raw or "") > 60_000
+
+
+def test_fit_keeps_the_payload_whole_or_leaves_it_out() -> None:
+    body = b'{"pad": "' + b"z" * 100_000 + b'"}'
+    fitted = deadletter.fit(from_task(msgspec.structs.replace(task(), body=body), "gone"), 50_000)
+    assert isinstance(fitted.payload, msgspec.UnsetType)
+    assert "payload" in fitted.truncated
+
+
+def test_base64_raw_is_cut_on_whole_groups() -> None:
+    fitted = deadletter.fit(from_invalid(InvalidEvent("E", "s", "bad", b"\xff" * 90_000)), 50_000)
+    assert fitted.raw_encoding == "base64"
+    assert len(fitted.raw or "") % 4 == 0
+
+
+def test_too_many_webhooks_record() -> None:
+    record = json.loads(deadletter.encode(deadletter.from_too_many(EVENT, ("a", "b"), 10)))
+    assert record["reason"] == "too_many_webhooks"
+    assert record["dropped_webhooks"] == ["a", "b"]
+    assert record["endpoint"] == {"id": None, "url": None, "source": "job"}
+    assert record["payload"] == {"event": "job.done"}
+    assert record["delivery_id"] == delivery_id("E", "too_many_webhooks")
+
+
+def test_bare_record_copies_nothing() -> None:
+    bare = deadletter.bare(deadletter.from_failure("E", EVENT, b"raw", "e" * 5000))
+    assert (bare.raw, bare.payload, bare.attempts) == (None, msgspec.UNSET, ())
+    assert bare.truncated == ("raw", "error")
+    assert len(deadletter.encode(bare)) < 4096

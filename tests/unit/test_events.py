@@ -8,6 +8,7 @@ from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes, s
 
 SUBJECT = "greenlight.events.job.completed"
 PREFIXES = (("greenlight", "events"),)
+MAX_WEBHOOKS = 10
 
 
 def decode(data: bytes, subject: str = SUBJECT, max_bytes: int = 1024) -> Event | InvalidEvent:
@@ -18,6 +19,7 @@ def decode(data: bytes, subject: str = SUBJECT, max_bytes: int = 1024) -> Event 
         published_at_s=1_768_386_600.0,
         max_bytes=max_bytes,
         prefixes=PREFIXES,
+        max_webhooks=MAX_WEBHOOKS,
     )
 
 
@@ -241,3 +243,24 @@ def test_invalid_reason_labels(data: bytes, subject: str, reason: str) -> None:
     invalid = decode(data, subject)
     assert isinstance(invalid, InvalidEvent)
     assert invalid.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("webhook", "kept", "dropped"),
+    [
+        ('"https://a/"', ("https://a/",), ()),
+        (f'"{"x" * 2049}"', (), ("x" * 2049,)),
+        (
+            "[" + ",".join(f'"h{i}"' for i in range(12)) + "]",
+            tuple(f"h{i}" for i in range(MAX_WEBHOOKS)),
+            ("h10", "h11"),
+        ),
+    ],
+)
+def test_entries_past_the_limits_are_set_apart(
+    webhook: str, kept: tuple[str, ...], dropped: tuple[str, ...]
+) -> None:
+    event = decode(b'{"event": "job.x", "webhook": ' + webhook.encode() + b"}", max_bytes=4096)
+    assert isinstance(event, Event)
+    assert (event.webhooks, event.dropped_webhooks) == (kept, dropped)
+    assert event.body == b'{"event":"job.x"}'

@@ -39,6 +39,7 @@ from bridge.urlpolicy import (
 HOSTILE = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MAX_BYTES = 4096
 PREFIXES = (("greenlight", "events"),)
+MAX_WEBHOOKS = 10
 SUBJECT = "greenlight.events.job.completed"
 ONE_MIB = 1024 * 1024
 
@@ -87,6 +88,7 @@ def decode(data: bytes, subject: str = SUBJECT) -> Event | InvalidEvent:
         published_at_s=0.0,
         max_bytes=MAX_BYTES,
         prefixes=PREFIXES,
+        max_webhooks=MAX_WEBHOOKS,
     )
 
 
@@ -99,6 +101,7 @@ def decode_unbounded(data: bytes) -> Event | InvalidEvent:
         published_at_s=0.0,
         max_bytes=64 * ONE_MIB,
         prefixes=PREFIXES,
+        max_webhooks=MAX_WEBHOOKS,
     )
 
 

@@ -1,0 +1,73 @@
+"""Events whose handling fails: when to give up, and that giving up always ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.bus import BusError
+from bridge.deadletter import DeadLetter, from_failure
+from bridge.failures import gives_up, settle
+
+OUTAGE = BusError("cannot publish: nats: connection closed")
+REFUSED = BusError("cannot publish: nats: maximum payload exceeded", refused=True)
+BUG = ValueError("a bug")
+
+
+@pytest.mark.parametrize(
+    ("delivered", "error", "expected"),
+    [
+        (1, BUG, False),
+        (4, BUG, False),
+        (5, BUG, True),
+        (9, BUG, True),  # past the count (e.g. hand-backs at shutdown): the next failure ends it
+        (5, REFUSED, True),
+        (5, OUTAGE, False),  # NATS unreachable: not the event's fault, and nothing could be written
+        (50, OUTAGE, False),
+    ],
+)
+def test_gives_up(delivered: int, error: Exception, expected: bool) -> None:
+    assert gives_up(delivered, 5, error) is expected
+
+
+class FakeMsg:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    async def ack(self) -> None:
+        self.done.append("ack")
+
+    async def term(self) -> None:
+        self.done.append("term")
+
+
+RECORD = from_failure("evt-1", None, b"x" * 1000, "boom")
+
+
+@pytest.mark.parametrize(
+    ("errors", "published", "done", "settled"),
+    [
+        ([], ["full"], ["ack"], True),
+        ([REFUSED], ["bare"], ["ack"], True),
+        ([REFUSED, REFUSED], [], ["term"], True),
+        ([BUG, BUG], [], ["term"], True),
+        ([OUTAGE], [], [], False),
+        ([REFUSED, OUTAGE], [], [], False),
+    ],
+)
+async def test_settle_always_ends_unless_nats_is_down(
+    errors: list[Exception], published: list[str], done: list[str], settled: bool
+) -> None:
+    failing = list(errors)
+    sent: list[str] = []
+
+    async def publish(record: DeadLetter) -> None:
+        if failing:
+            raise failing.pop(0)
+        sent.append("bare" if record.raw is None else "full")
+
+    msg: Any = FakeMsg()
+    assert await settle(msg, RECORD, publish) is settled
+    assert sent == published
+    assert msg.done == done
