@@ -45,7 +45,7 @@ tools: | $(BIN)/python
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
-# The configuration reference of docs/contract.md, rendered from bridge/config.py
+# The configuration reference of docs/contract.md, rendered from bridge/config/settings.py
 # (a test fails when stale)
 docs: $(VENV)/.installed
 	$(BIN)/python tools/config_reference.py

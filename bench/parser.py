@@ -1,9 +1,9 @@
 """Response parsing, per response: `python -m bench.parser [--rev REV]`.
 
-Times `bridge.http1.ResponseParser` on typical receiver answers, each fed in one piece, next to
-httptools (llhttp) with callbacks that do nothing, the floor any parser built on it stands on.
-`--rev` adds the `bridge/http1.py` of a git revision, loaded from `git show`, so that a change
-to the parser is measured against what it replaces in one run. Best of five rounds.
+Times `bridge.delivery.http1.ResponseParser` on typical receiver answers, each fed in one
+piece, next to httptools (llhttp) with callbacks that do nothing, the floor any parser built
+on it stands on. `--rev` adds the parser of a git revision, loaded from `git show`, so that a
+change to the parser is measured against what it replaces in one run. Best of five rounds.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httptools
 
-from bridge import http1
+from bridge.delivery import http1
 
 ROUNDS = 5
 CALLS = 50_000
@@ -81,16 +81,28 @@ def with_module(module: types.ModuleType) -> Parse:
     return parse
 
 
+# where the parser lives: since the layout by part, and before it
+PARSER_PATHS = ("bridge/delivery/http1.py", "bridge/http1.py")
+
+
 def module_at(rev: str) -> types.ModuleType:
-    """bridge/http1.py as it was at `rev`, as a module of its own."""
-    root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(
-        ["git", "show", f"{rev}:bridge/http1.py"], cwd=root, check=True, capture_output=True
-    ).stdout
+    """The response parser as it was at `rev`, as a module of its own."""
+    path, source = _source_at(rev)
     module = types.ModuleType(f"http1_at_{rev}")
     sys.modules[module.__name__] = module  # NamedTuple and dataclasses look themselves up
-    exec(compile(source, f"{rev}:bridge/http1.py", "exec"), module.__dict__)
+    exec(compile(source, f"{rev}:{path}", "exec"), module.__dict__)
     return module
+
+
+def _source_at(rev: str) -> tuple[str, bytes]:
+    root = Path(__file__).resolve().parent.parent
+    for path in PARSER_PATHS:
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, check=False
+        )
+        if shown.returncode == 0:
+            return path, shown.stdout
+    raise SystemExit(f"no response parser at {rev} ({' or '.join(PARSER_PATHS)})")
 
 
 def per_call_us(parse: Parse, data: bytes) -> float:
@@ -113,7 +125,7 @@ def table(parsers: dict[str, Parse]) -> str:
 
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    options.add_argument("--rev", help="also time bridge/http1.py of this git revision")
+    options.add_argument("--rev", help="also time the parser of this git revision")
     args = options.parse_args()
     parsers = {"http1": with_module(http1)}
     if args.rev:

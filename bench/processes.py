@@ -14,7 +14,7 @@ import msgspec
 import psutil  # type: ignore[import-untyped]
 
 from bench.receiver import STATS_PATH
-from bridge.embedded import EmbeddedNats, free_port
+from bridge.jetstream.embedded import EmbeddedNats, free_port
 
 STOP_TIMEOUT_S = 30.0
 RECEIVER_START_TIMEOUT_S = 15.0

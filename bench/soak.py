@@ -54,10 +54,10 @@ from bench.processes import (
     start_bridge,
 )
 from bench.sampling import EDGE_SAMPLES, Sample, metric_sums, process_figures, table, verdict
-from bridge import bus
-from bridge.config import Settings, load_settings
-from bridge.embedded import EmbeddedNats, free_port
-from bridge.routing import delivery_id
+from bridge.config.settings import Settings, load_settings
+from bridge.jetstream import bus
+from bridge.jetstream.embedded import EmbeddedNats, free_port
+from bridge.policy.routing import delivery_id
 
 SECRET = "soak-secret"
 DURABLE = "soak"

@@ -1,5 +1,5 @@
 """`python -m bridge` is the `webhook-bridge` command."""
 
-from bridge.cli import main
+from bridge.cli.main import main
 
 raise SystemExit(main())

@@ -11,18 +11,19 @@ import asyncio
 import contextlib
 
 from aiohttp import web
-from nats.aio.client import Client
-from nats.js import JetStreamContext
 
-from bridge import admin, bus, lag
-from bridge.config import Settings
-from bridge.delivery import Deliverer
-from bridge.dispatch import Dispatcher
-from bridge.jobs import JobWebhooks
-from bridge.observability import Metrics, log
-from bridge.pipeline import ConsumerLoop, EventHandler, TaskHandler, event_size_limit
-from bridge.routing import Router
-from bridge.settings_view import redacted
+from bridge.admin import server
+from bridge.config.settings import Settings
+from bridge.config.view import redacted
+from bridge.delivery.attempt import Deliverer
+from bridge.jetstream import bus, lag
+from bridge.jetstream.bus import Connection, JetStream
+from bridge.jetstream.consumers import ConsumerLoop, EventHandler, TaskHandler, event_size_limit
+from bridge.jetstream.dispatch import Dispatcher
+from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.observability.logs import log
+from bridge.observability.metrics import Metrics
+from bridge.policy.routing import Router
 
 CONNECT_RETRY_S = 2.0
 LOG_FLUSH_S = 2.0
@@ -36,7 +37,7 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.router = Router(settings)
-        self.backend = admin.Backend(settings, self.router, self.metrics)
+        self.backend = server.Backend(settings, self.router, self.metrics)
         self._connected = False
         self._bound = False
         self._dispatcher: Dispatcher | None = None
@@ -67,13 +68,13 @@ class Bridge:
         log.info("stopped")
 
     async def _serve_http(self) -> web.AppRunner:
-        app = admin.build_app(self.backend, self.ready)
-        runner = await admin.start_server(app, self.settings.http_host, self.settings.http_port)
-        self.http_port = admin.bound_port(runner)
+        app = server.build_app(self.backend, self.ready)
+        runner = await server.start_server(app, self.settings.http_host, self.settings.http_port)
+        self.http_port = server.bound_port(runner)
         log.info("http server listening", host=self.settings.http_host, port=self.http_port)
         return runner
 
-    async def _connect(self, stopping: asyncio.Event) -> Client | None:
+    async def _connect(self, stopping: asyncio.Event) -> Connection | None:
         """Retry until NATS answers and the topology exists; /readyz says 503 meanwhile."""
         while not stopping.is_set():
             try:
@@ -91,7 +92,7 @@ class Bridge:
                     await asyncio.wait_for(stopping.wait(), CONNECT_RETRY_S)
         return None
 
-    async def _consume(self, nc: Client, stopping: asyncio.Event) -> None:
+    async def _consume(self, nc: Connection, stopping: asyncio.Event) -> None:
         js = nc.jetstream()
         deliverer = Deliverer(
             timeout_s=self.settings.timeout_s,
@@ -115,7 +116,7 @@ class Bridge:
             await self._shutdown(nc, loops, deliverer)
 
     async def _loops(
-        self, nc: Client, deliverer: Deliverer, max_event_bytes: int
+        self, nc: Connection, deliverer: Deliverer, max_event_bytes: int
     ) -> list[ConsumerLoop]:
         settings, js = self.settings, nc.jetstream()
         kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
@@ -140,7 +141,7 @@ class Bridge:
         ]
 
     async def _run_loops(
-        self, loops: list[ConsumerLoop], js: JetStreamContext, stopping: asyncio.Event
+        self, loops: list[ConsumerLoop], js: JetStream, stopping: asyncio.Event
     ) -> None:
         ack_wait_s = self.settings.effective_ack_wait_s
         async with asyncio.TaskGroup() as group:
@@ -150,7 +151,9 @@ class Bridge:
             if self._jobs is not None:
                 group.create_task(self._jobs.mirror(stopping))
 
-    async def _shutdown(self, nc: Client, loops: list[ConsumerLoop], deliverer: Deliverer) -> None:
+    async def _shutdown(
+        self, nc: Connection, loops: list[ConsumerLoop], deliverer: Deliverer
+    ) -> None:
         log.info("draining", deadline_s=self.settings.shutdown_timeout_s)
         await asyncio.gather(*(loop.drain(self.settings.shutdown_timeout_s) for loop in loops))
         if self._dispatcher is not None:
@@ -166,4 +169,4 @@ def _warn_about_defaults(settings: Settings) -> None:
     if settings.secret_is_default:
         log.warning("WEBHOOK_SECRET is the default 'secret': set a real secret in production")
     if settings.admin_token is None:
-        log.warning("ADMIN_TOKEN is not set: admin routes are read-only")
+        log.warning("ADMIN_TOKEN is not set: server routes are read-only")

@@ -12,7 +12,7 @@ import os
 
 from aiohttp import web
 
-from bridge.signing import verify_delivery
+from bridge.policy.signing import verify_delivery
 
 SECRET = os.environ["WEBHOOK_SECRET"]
 PORT = int(os.environ.get("RECEIVER_PORT", "9000"))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bridge.app import Bridge
-from bridge.config import load_settings
+from bridge.config.settings import load_settings
 from harness.waiting import wait_for
 
 START_TIMEOUT_S = 20.0

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from bridge.routing import delivery_id
+from bridge.policy.routing import delivery_id
 from harness.chaos import ChaosReceiver, Expected, Plan, plan_key
 
 Verdict = Literal["delivered", "dead_lettered", "late_answer", "missing", "wrong"]

@@ -15,11 +15,11 @@ from harness.waiting import wait_for
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
-from bridge import bus, lag
-from bridge.config import Settings, load_settings
-from bridge.observability import Metrics
-from bridge.routing import Target
-from bridge.tasks import Task, decode_batch, decode_task, encode_task
+from bridge.config.settings import Settings, load_settings
+from bridge.jetstream import bus, lag
+from bridge.observability.metrics import Metrics
+from bridge.policy.routing import Target
+from bridge.policy.tasks import Task, decode_batch, decode_task, encode_task
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -23,7 +23,7 @@ from harness.waiting import wait_for
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 
-from bridge.jobs import job_key
+from bridge.jetstream.job_webhooks import job_key
 
 pytestmark = pytest.mark.timeout(120)
 

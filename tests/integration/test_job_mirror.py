@@ -15,8 +15,8 @@ from harness.waiting import wait_for
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig
 
-import bridge.jobs
-from bridge.jobs import JobWebhooks, job_key
+import bridge.jetstream.job_webhooks
+from bridge.jetstream.job_webhooks import JobWebhooks, job_key
 
 TTL_S = 3600.0
 MAX_ENTRIES = 10
@@ -67,7 +67,7 @@ async def test_noted_entries_are_recalled_before_the_bucket_has_them(jobs: JobWe
 async def test_past_the_size_cap_misses_ask_the_bucket(
     jobs: JobWebhooks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bridge.jobs, "MIRROR_MAX_JOBS", 2)
+    monkeypatch.setattr(bridge.jetstream.job_webhooks, "MIRROR_MAX_JOBS", 2)
     for job in ("j-1", "j-2", "j-3"):
         await jobs.remember(job, (f"https://{job}.example/hook",))
     # j-1 was dropped from the mirror (the oldest), yet it is still recalled from the bucket

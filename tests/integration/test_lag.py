@@ -10,9 +10,9 @@ from harness.publish import job_event, publish_event
 from harness.waiting import wait_for
 from nats.js import JetStreamContext
 
-from bridge import bus, lag
-from bridge.config import load_settings
-from bridge.observability import Metrics
+from bridge.config.settings import load_settings
+from bridge.jetstream import bus, lag
+from bridge.observability.metrics import Metrics
 
 pytestmark = pytest.mark.timeout(60)
 

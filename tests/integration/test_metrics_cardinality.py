@@ -10,7 +10,7 @@ from harness.bridge import Bridges
 from harness.publish import has_dead_letters, job_event, publish_events_async
 from nats.js import JetStreamContext
 
-from bridge.observability import MAX_ENDPOINT_LABELS, OTHER_LABEL
+from bridge.observability.metrics import MAX_ENDPOINT_LABELS, OTHER_LABEL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from harness.prometheus import require_tool, run_tool
 
-from bridge.config import FIELDS, load_settings
+from bridge.config.settings import FIELDS, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

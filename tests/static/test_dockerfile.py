@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import FIELDS
+from bridge.config.settings import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 Instruction = tuple[str, str]  # (INSTRUCTION, arguments)

@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bridge.config import FIELDS, load_settings
-from bridge.durations import parse_duration_s
+from bridge.config.durations import parse_duration_s
+from bridge.config.settings import FIELDS, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes"

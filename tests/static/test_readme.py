@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from bridge.config import FIELDS
+from bridge.config.settings import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.admin import Backend, build_app
-from bridge.config import load_settings
-from bridge.observability import Metrics
-from bridge.routing import Router
+from bridge.admin.server import Backend, build_app
+from bridge.config.settings import load_settings
+from bridge.observability.metrics import Metrics
+from bridge.policy.routing import Router
 
 TOKEN = "s3cret-admin-token"
 

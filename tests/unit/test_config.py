@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bridge.config import ConfigError, NamedWebhook, Settings, load_settings
-from bridge.secrets import Secret
+from bridge.config.secret import Secret
+from bridge.config.settings import ConfigError, NamedWebhook, Settings, load_settings
 
 
 def write_yaml(tmp_path: Path, text: str) -> str:

@@ -10,26 +10,23 @@ from typing import Any
 import msgspec
 import pytest
 
-from bridge import deadletter
-from bridge.config import load_settings
-from bridge.deadletter import (
+from bridge.config.settings import load_settings
+from bridge.jetstream.dlq import Filter, Stored, replay_target, replay_task
+from bridge.policy import dead_letter
+from bridge.policy.dead_letter import (
     DeadLetter,
     Endpoint,
-    Filter,
     Reason,
-    Stored,
     encode,
     from_invalid,
     from_task,
     from_unknown,
     message_id,
-    replay_target,
-    replay_task,
     subject_for,
 )
-from bridge.events import Event, InvalidEvent
-from bridge.routing import Router, Target, delivery_id
-from bridge.tasks import Attempt, Task
+from bridge.policy.events import Event, InvalidEvent
+from bridge.policy.routing import Router, Target, delivery_id
+from bridge.policy.tasks import Attempt, Task
 
 ERP_URL = "https://erp.example.com/hooks"
 DEFAULT_URL = "https://default.example.com/hooks"
@@ -327,16 +324,16 @@ def test_replay_task_skips_what_cannot_be_delivered(record: DeadLetter) -> None:
 
 @pytest.mark.parametrize(
     ("size", "truncated"),
-    [(10, False), (deadletter.MAX_RAW_BYTES, False), (deadletter.MAX_RAW_BYTES + 1, True)],
+    [(10, False), (dead_letter.MAX_RAW_BYTES, False), (dead_letter.MAX_RAW_BYTES + 1, True)],
 )
 def test_invalid_raw_is_capped_so_the_record_fits(size: int, truncated: bool) -> None:
     raw = b"x" * size
-    record = deadletter.from_invalid(InvalidEvent(id="e", subject="s", error="big", raw=raw))
+    record = dead_letter.from_invalid(InvalidEvent(id="e", subject="s", error="big", raw=raw))
     assert record.raw_size == size
     assert record.raw_truncated is truncated
     assert record.raw is not None
-    assert len(record.raw) == min(size, deadletter.MAX_RAW_BYTES)
-    assert len(deadletter.encode(record)) < 1024 * 1024
+    assert len(record.raw) == min(size, dead_letter.MAX_RAW_BYTES)
+    assert len(dead_letter.encode(record)) < 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -367,8 +364,8 @@ def records() -> list[DeadLetter]:
     )
     return [
         from_invalid(InvalidEvent("E", "s", HUGE, b"\xff" * 500_000)),
-        deadletter.from_failure("E", EVENT, b"x" * 900_000, HUGE),
-        deadletter.from_too_many(EVENT, (HUGE, "y" * 5000, HUGE), 10),
+        dead_letter.from_failure("E", EVENT, b"x" * 900_000, HUGE),
+        dead_letter.from_too_many(EVENT, (HUGE, "y" * 5000, HUGE), 10),
         from_task(failed, "max_retries_exceeded"),
         from_task(msgspec.structs.replace(task(), body=b'"' + b"z" * 900_000 + b'"'), "gone"),
     ]
@@ -378,22 +375,22 @@ def records() -> list[DeadLetter]:
 @pytest.mark.parametrize("index", range(len(records())))
 def test_fit_cuts_copied_fields_and_says_so(index: int, max_bytes: int) -> None:
     record = records()[index]
-    fitted = deadletter.fit(record, max_bytes)
-    assert len(deadletter.encode(fitted)) <= max_bytes
-    assert bool(fitted.truncated) is (len(deadletter.encode(record)) > max_bytes)
-    assert set(fitted.truncated) <= set(deadletter.CUT_TEXTS) | {"payload"}
+    fitted = dead_letter.fit(record, max_bytes)
+    assert len(dead_letter.encode(fitted)) <= max_bytes
+    assert bool(fitted.truncated) is (len(dead_letter.encode(record)) > max_bytes)
+    assert set(fitted.truncated) <= set(dead_letter.CUT_TEXTS) | {"payload"}
     assert (fitted.delivery_id, fitted.reason) == (record.delivery_id, record.reason)
 
 
 def test_fit_leaves_a_record_that_fits_alone() -> None:
     record = from_task(task(), "gone")
-    assert deadletter.fit(record, 64 * 1024) is record
-    assert "truncated" not in json.loads(deadletter.encode(record))
+    assert dead_letter.fit(record, 64 * 1024) is record
+    assert "truncated" not in json.loads(dead_letter.encode(record))
 
 
 def test_fit_cuts_the_largest_text_first_and_only_as_far_as_needed() -> None:
-    record = deadletter.from_failure("E", None, b"r" * 100_000, "short error")
-    fitted = deadletter.fit(record, 64 * 1024)
+    record = dead_letter.from_failure("E", None, b"r" * 100_000, "short error")
+    fitted = dead_letter.fit(record, 64 * 1024)
     assert fitted.truncated == ("raw",)
     assert fitted.error == "short error"
     assert fitted.raw_truncated
@@ -402,19 +399,19 @@ def test_fit_cuts_the_largest_text_first_and_only_as_far_as_needed() -> None:
 
 def test_fit_keeps_the_payload_whole_or_leaves_it_out() -> None:
     body = b'{"pad": "' + b"z" * 100_000 + b'"}'
-    fitted = deadletter.fit(from_task(msgspec.structs.replace(task(), body=body), "gone"), 50_000)
+    fitted = dead_letter.fit(from_task(msgspec.structs.replace(task(), body=body), "gone"), 50_000)
     assert isinstance(fitted.payload, msgspec.UnsetType)
     assert "payload" in fitted.truncated
 
 
 def test_base64_raw_is_cut_on_whole_groups() -> None:
-    fitted = deadletter.fit(from_invalid(InvalidEvent("E", "s", "bad", b"\xff" * 90_000)), 50_000)
+    fitted = dead_letter.fit(from_invalid(InvalidEvent("E", "s", "bad", b"\xff" * 90_000)), 50_000)
     assert fitted.raw_encoding == "base64"
     assert len(fitted.raw or "") % 4 == 0
 
 
 def test_too_many_webhooks_record() -> None:
-    record = json.loads(deadletter.encode(deadletter.from_too_many(EVENT, ("a", "b"), 10)))
+    record = json.loads(dead_letter.encode(dead_letter.from_too_many(EVENT, ("a", "b"), 10)))
     assert record["reason"] == "too_many_webhooks"
     assert record["dropped_webhooks"] == ["a", "b"]
     assert record["endpoint"] == {"id": None, "url": None, "source": "job"}
@@ -423,7 +420,7 @@ def test_too_many_webhooks_record() -> None:
 
 
 def test_bare_record_copies_nothing() -> None:
-    bare = deadletter.bare(deadletter.from_failure("E", EVENT, b"raw", "e" * 5000))
+    bare = dead_letter.bare(dead_letter.from_failure("E", EVENT, b"raw", "e" * 5000))
     assert (bare.raw, bare.payload, bare.attempts) == (None, msgspec.UNSET, ())
     assert bare.truncated == ("raw", "error")
-    assert len(deadletter.encode(bare)) < 4096
+    assert len(dead_letter.encode(bare)) < 4096

@@ -7,9 +7,9 @@ import asyncio
 import msgspec
 import pytest
 
-from bridge.deferrals import BATCH_MAX_ITEMS, Deferrals
-from bridge.routing import Target
-from bridge.tasks import (
+from bridge.jetstream.deferrals import BATCH_MAX_ITEMS, Deferrals
+from bridge.policy.routing import Target
+from bridge.policy.tasks import (
     Task,
     batch_message_id,
     decode_batch,

@@ -6,9 +6,9 @@ import ssl
 
 import pytest
 
-from bridge.delivery import describe_error
-from bridge.http1 import ResponseError
-from bridge.httpclient import ConnectFailed, Disconnected
+from bridge.delivery.attempt import describe_error
+from bridge.delivery.client import ConnectFailed, Disconnected
+from bridge.delivery.http1 import ResponseError
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.delivery import AttemptResult
-from bridge.deliverylog import NO_JOB, Result, entry_for, subject_for, token
-from bridge.routing import Target
-from bridge.tasks import Task
-from bridge.views import status_of
+from bridge.admin.queries import status_of
+from bridge.delivery.attempt import AttemptResult
+from bridge.jetstream.delivery_log import NO_JOB, Result, entry_for, subject_for, token
+from bridge.policy.routing import Target
+from bridge.policy.tasks import Task
 
 TASK = Task(
     delivery_id="dlv_1",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.config import Settings, load_settings
-from bridge.delivery import AttemptResult, Outcome
-from bridge.dispatch import Delivered, GiveUp, RetryAt, Step, next_step
-from bridge.pipeline import RECORD_HEADROOM_BYTES, event_size_limit
-from bridge.routing import Target
-from bridge.tasks import Task
+from bridge.config.settings import Settings, load_settings
+from bridge.delivery.attempt import AttemptResult, Outcome
+from bridge.jetstream.consumers import RECORD_HEADROOM_BYTES, event_size_limit
+from bridge.jetstream.dispatch import Delivered, GiveUp, RetryAt, Step, next_step
+from bridge.policy.routing import Target
+from bridge.policy.tasks import Task
 
 NOW_S = 1_768_386_600.0  # 2026-01-14T10:30:00Z
 SETTINGS = load_settings(

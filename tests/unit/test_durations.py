@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.durations import format_duration, parse_duration_s
+from bridge.config.durations import format_duration, parse_duration_s
 
 
 @pytest.mark.parametrize(

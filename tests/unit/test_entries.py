@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.entries import ENTRY_MAX_CHARS, Admitted, admit
+from bridge.policy.entries import ENTRY_MAX_CHARS, Admitted, admit
 
 LONG = "x" * (ENTRY_MAX_CHARS + 1)
 EDGE = "y" * ENTRY_MAX_CHARS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.events import Event, InvalidEvent, decode_event, subject_prefixes, subject_suffix
+from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes, subject_suffix
 
 SUBJECT = "greenlight.events.job.completed"
 PREFIXES = (("greenlight", "events"),)

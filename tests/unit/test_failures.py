@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from bridge.bus import BusError
-from bridge.deadletter import DeadLetter, from_failure
-from bridge.failures import gives_up, settle
+from bridge.jetstream.bus import BusError
+from bridge.jetstream.failures import gives_up, settle
+from bridge.policy.dead_letter import DeadLetter, from_failure
 
 OUTAGE = BusError("cannot publish: nats: connection closed")
 REFUSED = BusError("cannot publish: nats: maximum payload exceeded", refused=True)

@@ -21,13 +21,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from bridge import deadletter
-from bridge.config import load_settings
-from bridge.events import Event, InvalidEvent, decode_event
-from bridge.routing import Router, is_url
-from bridge.secrets import redact_url
-from bridge.settings_view import redacted
-from bridge.urlpolicy import (
+from bridge.config.secret import redact_url
+from bridge.config.settings import load_settings
+from bridge.config.view import redacted
+from bridge.policy import dead_letter
+from bridge.policy.events import Event, InvalidEvent, decode_event
+from bridge.policy.routing import Router, is_url
+from bridge.policy.urls import (
     MAX_URL_LENGTH,
     AddressPolicy,
     UrlRefused,
@@ -231,8 +231,8 @@ def test_explicit_hostile_events(data: bytes) -> None:
 @given(st.binary(max_size=4096), st.integers(min_value=0, max_value=400_000))
 def test_invalid_event_records_are_bounded(data: bytes, padding: int) -> None:
     raw = data + b"\xff" * padding  # not UTF-8: base64, the largest form
-    record = deadletter.from_invalid(InvalidEvent(id="e", subject=SUBJECT, error="x", raw=raw))
-    assert len(deadletter.encode(record)) < ONE_MIB
+    record = dead_letter.from_invalid(InvalidEvent(id="e", subject=SUBJECT, error="x", raw=raw))
+    assert len(dead_letter.encode(record)) < ONE_MIB
     assert record.raw_size == len(raw)
 
 

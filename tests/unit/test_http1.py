@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.http1 import (
+from bridge.delivery.http1 import (
     MAX_BODY_BYTES,
     MAX_HEAD_BYTES,
     MAX_RESPONSE_BYTES,

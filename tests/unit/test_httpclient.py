@@ -13,9 +13,9 @@ from harness.abuse import AbusiveReceiver
 from harness.tls import make_tls_files
 from harness.waiting import wait_for
 
-from bridge.http1 import Head, ResponseError
-from bridge.httpclient import Client, ConnectFailed, Disconnected
-from bridge.urlpolicy import AddressPolicy, UrlRefused
+from bridge.delivery.client import Client, ConnectFailed, Disconnected
+from bridge.delivery.http1 import Head, ResponseError
+from bridge.policy.urls import AddressPolicy, UrlRefused
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 UNANSWERED = b""  # a reply that closes the connection without a byte

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bridge import limits
-from bridge.limits import MAX_OVERFLOW_DELAY_S, EndpointLimiter
+from bridge.delivery import slots
+from bridge.delivery.slots import MAX_OVERFLOW_DELAY_S, EndpointLimiter
 
 URL = "https://hooks.example.com/h"
 OTHER = "https://other.example.com/h"
@@ -28,7 +28,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(limits, "time", SimpleNamespace(monotonic=fake))
+    monkeypatch.setattr(slots, "time", SimpleNamespace(monotonic=fake))
     return fake
 
 
@@ -394,7 +394,7 @@ ORIGIN_URLS = [f"https://victim.example/{i}" for i in range(6)]
     ],
 )
 def test_origin_of(a: str, b: str, same: bool) -> None:
-    assert (limits.origin_of(a) == limits.origin_of(b)) is same
+    assert (slots.origin_of(a) == slots.origin_of(b)) is same
 
 
 async def test_urls_of_one_origin_share_its_cap() -> None:

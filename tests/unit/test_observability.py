@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from bridge.observability import MAX_ENDPOINT_LABELS, MAX_EVENT_LABELS, OTHER_LABEL, Metrics
+from bridge.observability.metrics import MAX_ENDPOINT_LABELS, MAX_EVENT_LABELS, OTHER_LABEL, Metrics
 
 
 def test_endpoint_labels_are_capped() -> None:

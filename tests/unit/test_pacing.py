@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.pacing import Pacer
+from bridge.policy.pacing import Pacer
 
 
 class FakeClock:

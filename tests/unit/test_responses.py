@@ -7,10 +7,11 @@ from typing import Any
 
 import msgspec
 
-from bridge import openapi, views
-from bridge.deadletter import DeadLetter, Endpoint, Stored
-from bridge.responses import Error, ReplayRequest, Status, Webhook
-from bridge.tasks import Attempt
+from bridge.admin import openapi, queries
+from bridge.admin.responses import Error, ReplayRequest, Status, Webhook
+from bridge.jetstream.dlq import Stored
+from bridge.policy.dead_letter import DeadLetter, Endpoint
+from bridge.policy.tasks import Attempt
 
 
 def _dead_letter(**fields: Any) -> DeadLetter:
@@ -30,7 +31,7 @@ def _dead_letter(**fields: Any) -> DeadLetter:
 
 def test_a_listed_dead_letter_leads_with_seq_and_mark_and_leaves_defaults_out() -> None:
     record = _dead_letter(payload=msgspec.Raw(b'{"event":"job.failed"}'))
-    view = msgspec.json.decode(msgspec.json.encode(views.stored_view(Stored(7, record, None))))
+    view = msgspec.json.decode(msgspec.json.encode(queries.stored_view(Stored(7, record, None))))
     assert list(view)[:3] == ["seq", "replayed_at", "delivery_id"]
     assert (view["seq"], view["replayed_at"]) == (7, None)
     assert view["payload"] == {"event": "job.failed"}
@@ -42,7 +43,7 @@ def test_a_listed_dead_letter_leads_with_seq_and_mark_and_leaves_defaults_out() 
 
 def test_a_listed_dead_letter_keeps_every_field_of_the_record() -> None:
     record = _dead_letter(raw="x", raw_encoding="utf-8", raw_size=1, generation=3)
-    view = msgspec.to_builtins(views.stored_view(Stored(1, record, "2026-01-14T11:00:00.000Z")))
+    view = msgspec.to_builtins(queries.stored_view(Stored(1, record, "2026-01-14T11:00:00.000Z")))
     assert set(view) - {"seq", "replayed_at"} == set(msgspec.to_builtins(record))
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bridge.retry import backoff_s, parse_retry_after, retry_delay_s
+from bridge.policy.retry import backoff_s, parse_retry_after, retry_delay_s
 
 MIN_S = 1.0
 MAX_S = 30.0

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import load_settings
-from bridge.events import Event
-from bridge.routing import Route, Router, Target, delivery_id, host_of
+from bridge.config.settings import load_settings
+from bridge.policy.events import Event
+from bridge.policy.routing import Route, Router, Target, delivery_id, host_of
 
 CONFIG = """
 webhooks:

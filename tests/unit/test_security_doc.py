@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bridge.signing import WEBHOOK_SIGNATURE_HEADER, signature_headers
+from bridge.policy.signing import WEBHOOK_SIGNATURE_HEADER, signature_headers
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "receivers.md"
 BODY = b'{"event":"job.completed","job_id":"j_1","note":"caf\xc3\xa9"}'

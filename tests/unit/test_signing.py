@@ -14,7 +14,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from bridge.signing import (
+from bridge.policy.signing import (
     greenlight_signature,
     signature_headers,
     standard_key,

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from bridge.terminal import MIN_TOTAL_FOR_BAR, Progress, bar, table
+from bridge.cli.terminal import MIN_TOTAL_FOR_BAR, Progress, bar, table
 
 
 class Tty(io.StringIO):

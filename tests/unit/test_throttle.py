@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.throttle import Throttle, Verdict
+from bridge.observability.throttle import Throttle, Verdict
 
 
 def _run(burst: int, window_s: float, calls: list[tuple[str, float]]) -> list[Verdict]:

@@ -1,6 +1,6 @@
 """The SSRF guard: address classes, URL syntax, and refusal by the bridge's own HTTP client.
 
-The address tables are pure. The client tests run `bridge.httpclient.Client` with a fake
+The address tables are pure. The client tests run `bridge.delivery.client.Client` with a fake
 `resolve` (a table of name -> answers) or the system resolver for IP literals and localhost,
 against a loopback receiver. Every connection the client tries is seen on the event loop,
 and only loopback ones are let through: nothing else is ever connected to.
@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from harness.receiver import Receiver
 
-from bridge.delivery import AttemptResult, Deliverer, Request
-from bridge.http1 import Head
-from bridge.httpclient import Client, ConnectFailed, Resolve
-from bridge.urlpolicy import (
+from bridge.delivery.attempt import AttemptResult, Deliverer, Request
+from bridge.delivery.client import Client, ConnectFailed, Resolve
+from bridge.delivery.http1 import Head
+from bridge.policy.urls import (
     MAX_URL_LENGTH,
     AddressPolicy,
     UrlRefused,

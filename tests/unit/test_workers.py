@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.config import ConfigError
-from bridge.workers import check_ports, worker_env
+from bridge.cli.workers import check_ports, worker_env
+from bridge.config.settings import ConfigError
 
 
 @pytest.mark.parametrize(

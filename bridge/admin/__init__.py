@@ -1,0 +1,1 @@
+"""The HTTP server: health, metrics, the admin API and its OpenAPI document."""

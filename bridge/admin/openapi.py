@@ -1,0 +1,147 @@
+"""The OpenAPI 3.1 document of the HTTP server (served at `GET /openapi.json`).
+
+Its schemas are generated from the types the routes encode (bridge/admin/responses.py), never
+written here; this module only lists the routes: path, parameters, answers, who may call.
+OpenAPI 3.1, because its schemas are JSON Schema, which is what msgspec generates.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import msgspec
+
+from bridge import __version__
+from bridge.admin.responses import (
+    MAX_LIMIT,
+    DeadLetters,
+    Deliveries,
+    Error,
+    ReplayRequest,
+    ReplayResult,
+    Status,
+    Webhooks,
+)
+
+_TYPES = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest, ReplayResult)
+_REF_TEMPLATE = "#/components/schemas/{name}"
+_STRING = {"type": "string"}
+Security = list[dict[str, list[str]]]
+# admin routes: the token, or none at all while ADMIN_TOKEN is not set (read-only routes)
+_ADMIN: Security = [{"bearer": []}, {}]
+_MUTATING: Security = [{"bearer": []}]
+
+
+def _ref(kind: type) -> dict[str, str]:
+    return {"$ref": _REF_TEMPLATE.format(name=kind.__name__)}
+
+
+def _answer(
+    description: str, schema: dict[str, Any], media: str = "application/json"
+) -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] = _STRING) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_LIMIT = _query(
+    "limit",
+    "Most recent entries to return",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+)
+_FILTERS = [
+    _query("event", "Event name, e.g. job.completed"),
+    _query("endpoint", "Webhook id, URL or host"),
+    _query("since", "Only dead letters newer than this duration, e.g. 1h"),
+    _query("all", "Include dead letters already replayed", {"type": "boolean"}),
+]
+_ADMIN_ERRORS = {
+    "400": _answer("Invalid parameter", _ref(Error)),
+    "401": _answer("Missing or wrong bearer token (when ADMIN_TOKEN is set)", _ref(Error)),
+    "503": _answer("Not connected to NATS", _ref(Error)),
+}
+
+
+def _operation(
+    summary: str,
+    ok: dict[str, Any],
+    security: Security | None = None,
+    answers: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """One operation; `ok` is its 200 answer, admin ones (`security`) add the admin errors."""
+    answers = {"200": ok, **(answers or {})}
+    if security is not None:
+        answers, fields = {**answers, **_ADMIN_ERRORS}, {**fields, "security": security}
+    return {"summary": summary, **fields, "responses": answers}
+
+
+def _get(
+    summary: str, kind: type, security: Security | None = None, **fields: Any
+) -> dict[str, Any]:
+    return {"get": _operation(summary, _answer(summary, _ref(kind)), security, **fields)}
+
+
+def _paths() -> dict[str, Any]:
+    replay_body = {
+        "required": False,
+        "content": {"application/json": {"schema": _ref(ReplayRequest)}},
+    }
+    return {
+        "/healthz": _get("Process alive", Status),
+        "/readyz": _get(
+            "Connected to NATS with consumers bound",
+            Status,
+            answers={"503": _answer("Not ready", _ref(Status))},
+        ),
+        "/metrics": {
+            "get": _operation(
+                "Prometheus metrics", _answer("Prometheus text format", _STRING, "text/plain")
+            )
+        },
+        "/openapi.json": {
+            "get": _operation("This document", _answer("OpenAPI 3.1", {"type": "object"}))
+        },
+        "/webhooks": _get(
+            "Effective config, per-webhook status, recent attempts", Webhooks, _ADMIN
+        ),
+        "/deliveries": _get(
+            "Delivery log of one job or event",
+            Deliveries,
+            _ADMIN,
+            parameters=[_query("job_id", "Job id"), _query("event_id", "Event id"), _LIMIT],
+        ),
+        "/dlq": _get("Dead letters", DeadLetters, _ADMIN, parameters=[*_FILTERS, _LIMIT]),
+        "/dlq/replay": {
+            "post": _operation(
+                "Replay dead letters matching the filter (fresh retry budget)",
+                _answer("Replayed", _ref(ReplayResult)),
+                _MUTATING,
+                {"403": _answer("ADMIN_TOKEN is not set", _ref(Error))},
+                requestBody=replay_body,
+            )
+        },
+    }
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    _roots, schemas = msgspec.json.schema_components(_TYPES, ref_template=_REF_TEMPLATE)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "webhook-bridge admin API", "version": __version__},
+        "paths": _paths(),
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

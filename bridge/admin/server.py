@@ -1,0 +1,255 @@
+"""The HTTP server: health, readiness, metrics, and the admin API of SPEC §6.
+
+Admin routes need `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time. Without
+an ADMIN_TOKEN the read-only admin routes are open and the mutating ones answer 403.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bridge.admin import openapi, queries
+from bridge.admin.responses import MAX_LIMIT, Error, ReplayRequest, Status
+from bridge.config.durations import parse_duration_s
+from bridge.config.settings import Settings
+from bridge.jetstream.bus import BusError, JetStream, nats_errors
+from bridge.jetstream.dlq import Filter
+from bridge.observability.metrics import Metrics
+from bridge.policy.routing import Router
+
+Readiness = Callable[[], bool]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+DEFAULT_LIMIT = 100
+REPLAY_KEYS = frozenset(ReplayRequest.__struct_fields__)
+
+
+class BadRequest(Exception):
+    """A query parameter or body is invalid; the message is one line."""
+
+
+class Backend:
+    """What the admin routes read: the configuration, and JetStream once connected."""
+
+    def __init__(self, settings: Settings, router: Router, metrics: Metrics) -> None:
+        self.settings = settings
+        self.router = router
+        self.metrics = metrics
+        self.js: JetStream | None = None
+
+
+def build_app(backend: Backend, ready: Readiness) -> web.Application:
+    app = web.Application(middlewares=[_guard(backend.settings), _errors])
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz(ready))
+    app.router.add_get("/metrics", _metrics(backend.metrics))
+    app.router.add_get("/openapi.json", _openapi)
+    app.router.add_get("/webhooks", _webhooks(backend))
+    app.router.add_get("/deliveries", _deliveries(backend))
+    app.router.add_get("/dlq", _dlq(backend))
+    app.router.add_post("/dlq/replay", _replay(backend))
+    return app
+
+
+def _json(data: object, status: int = 200, **headers: str) -> web.Response:
+    body = msgspec.json.encode(data)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def _problem(status: int, message: str, **headers: str) -> web.Response:
+    return _json(Error(message), status, **headers)
+
+
+def _guard(settings: Settings) -> Any:
+    expected = settings.admin_token.reveal().encode() if settings.admin_token else None
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        if expected is None:
+            if request.method not in ("GET", "HEAD"):
+                return _problem(403, "ADMIN_TOKEN is not set: mutating admin routes are disabled")
+            return await handler(request)
+        if not hmac.compare_digest(_bearer(request.headers.get("Authorization", "")), expected):
+            return _problem(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+        return await handler(request)
+
+    return guard
+
+
+def _bearer(authorization: str) -> bytes:
+    """The token's bytes as sent (aiohttp keeps undecodable bytes as surrogates); a value
+    that cannot be bytes again matches no token."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return b""
+    try:
+        return credentials.strip().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b""
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as error:
+        return _problem(400, str(error))
+    except BusError as error:
+        return _problem(503, str(error))
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return _json(Status("ok"))
+
+
+def _readyz(ready: Readiness) -> Handler:
+    async def readyz(_request: web.Request) -> web.Response:
+        if ready():
+            return _json(Status("ready"))
+        return _json(Status("not ready"), 503)
+
+    return readyz
+
+
+def _metrics(metrics: Metrics) -> Handler:
+    async def metrics_text(_request: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return metrics_text
+
+
+async def _openapi(_request: web.Request) -> web.Response:
+    return _json(openapi.document())
+
+
+def _jetstream(backend: Backend) -> JetStream:
+    if backend.js is None:
+        raise BusError("not connected to NATS yet")
+    return backend.js
+
+
+def _webhooks(backend: Backend) -> Handler:
+    async def webhooks(_request: web.Request) -> web.Response:
+        async with nats_errors("cannot read the delivery log"):
+            return _json(await queries.webhooks(_jetstream(backend), backend.settings))
+
+    return webhooks
+
+
+def _deliveries(backend: Backend) -> Handler:
+    async def deliveries(request: web.Request) -> web.Response:
+        query = _query(request)
+        job_id, event_id = query.get("job_id") or None, query.get("event_id") or None
+        limit = _limit(query.get("limit"))
+        async with nats_errors("cannot read the delivery log"):
+            js = _jetstream(backend)
+            return _json(await queries.deliveries(js, backend.settings, job_id, event_id, limit))
+
+    return deliveries
+
+
+def _dlq(backend: Backend) -> Handler:
+    async def dlq(request: web.Request) -> web.Response:
+        query = _query(request)
+        wanted, limit = _filter(query), _limit(query.get("limit"))
+        async with nats_errors("cannot read the dead-letter stream"):
+            js = _jetstream(backend)
+            return _json(await queries.dead_letters(js, backend.settings, wanted, limit))
+
+    return dlq
+
+
+def _replay(backend: Backend) -> Handler:
+    async def replay(request: web.Request) -> web.Response:
+        body = await _body(request)
+        wanted, dry_run = _filter(body), _flag("dry_run", body.get("dry_run", False))
+        async with nats_errors("cannot replay dead letters"):
+            js = _jetstream(backend)
+            settings, router = backend.settings, backend.router
+            return _json(await queries.replay(js, settings, router, wanted, dry_run=dry_run))
+
+    return replay
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    """The query parameters, each given at most once."""
+    query = request.query
+    if repeated := sorted({key for key in query if len(query.getall(key)) > 1}):
+        raise BadRequest(f"{', '.join(repeated)}: given more than once")
+    return dict(query)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        return {}  # no body: replay everything not yet replayed
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise BadRequest("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    if unknown := sorted(set(body) - REPLAY_KEYS):
+        raise BadRequest(f"unknown field(s) {', '.join(unknown)}; expected {sorted(REPLAY_KEYS)}")
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit: expected a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _filter(given: dict[str, Any]) -> Filter:
+    """`event`, `endpoint`, `since` (a duration) and `all` (include replayed)."""
+    for key in ("event", "endpoint", "since"):
+        if key in given and not isinstance(given[key], str):
+            raise BadRequest(f"{key}: expected a string")
+    return Filter(
+        event=given.get("event") or None,
+        endpoint=given.get("endpoint") or None,
+        since_s=_since(given.get("since")),
+        include_replayed=_flag("all", given.get("all", False)),
+    )
+
+
+def _since(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        return parse_duration_s(raw)
+    except ValueError as error:
+        raise BadRequest(f"since: {error}") from None
+
+
+def _flag(name: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "0", "false", "no", ""):
+        return raw.lower() in ("1", "true", "yes")
+    raise BadRequest(f"{name}: expected true or false")
+
+
+async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app`; returns the runner to clean up. Raises OSError if the port is taken."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        return int(address[1])
+    return 0

@@ -1,0 +1,1 @@
+"""The `webhook-bridge` command: parsing, subcommands, help, terminal output, demo, workers."""

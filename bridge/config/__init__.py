@@ -1,0 +1,1 @@
+"""Configuration: settings from env and YAML, validated once; durations; secret values."""

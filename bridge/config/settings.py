@@ -1,0 +1,558 @@
+"""Typed settings: defaults ← YAML file ← environment, parsed and validated once at start.
+
+Every setting has one environment name (SPEC §5); the YAML file may carry the same settings
+under the lower-cased name, plus the `webhooks:` list. Any bad value raises `ConfigError` with
+one line that names the variable or the YAML path.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import yaml
+
+from bridge.config.durations import parse_duration_s
+from bridge.config.secret import Secret, redact_url
+from bridge.policy import urls
+from bridge.policy.signing import standard_key
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is one line naming where it came from."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class NamedWebhook(msgspec.Struct, frozen=True):
+    """A webhook declared in YAML: its own URL, secrets, headers and filters."""
+
+    id: str
+    url: str
+    secrets: tuple[Secret, ...]
+    events: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    headers: tuple[tuple[str, Secret], ...] = ()
+    active: bool = True
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The effective configuration of one bridge process."""
+
+    nats_urls: tuple[str, ...]
+    nats_stream: str
+    nats_subjects: tuple[str, ...]
+    nats_durable: str
+    nats_creds: str | None
+    nats_user: str | None
+    nats_password: Secret | None
+    nats_token: Secret | None
+    nats_tls_ca: str | None
+    nats_tls_cert: str | None
+    nats_tls_key: str | None
+    nats_ack_wait_s: float
+    nats_stream_max_age_s: float
+    nats_replicas: int
+    max_event_bytes: int
+    dlq_stream: str
+    dlq_max_age_s: float
+    delivery_log_stream: str
+    delivery_log_max_age_s: float
+    job_webhook_ttl_s: float
+    job_webhook_max: int
+    event_max_failures: int
+    default_webhooks: tuple[str, ...]
+    default_webhook_urls: tuple[str, ...]
+    webhooks: tuple[NamedWebhook, ...]
+    timeout_s: float
+    max_retry: int
+    retry_min_wait_s: float
+    retry_max_wait_s: float
+    secret: Secret
+    concurrency: int
+    endpoint_concurrency: int
+    origin_concurrency: int
+    allow_private_urls: bool
+    allowed_cidrs: tuple[str, ...]
+    require_https: bool
+    http_host: str
+    http_port: int
+    admin_token: Secret | None
+    log_level: str
+    log_format: str
+    shutdown_timeout_s: float
+    config_path: str | None
+
+    def __repr__(self) -> str:
+        # URLs may carry passwords; `webhook-bridge config check` shows a redacted view
+        return f"Settings(nats_durable={self.nats_durable!r}, ...)"
+
+    @property
+    def tasks_stream(self) -> str:
+        """Internal work-queue stream of deliveries waiting for a (re)try."""
+        return f"{self.nats_durable}-tasks"
+
+    @property
+    def jobs_bucket(self) -> str:
+        """KV bucket remembering per-job webhooks by job id."""
+        return f"{self.nats_durable}-jobs"
+
+    @property
+    def replays_bucket(self) -> str:
+        """KV bucket marking which dead letters were replayed."""
+        return f"{self.nats_durable}-replays"
+
+    @property
+    def effective_ack_wait_s(self) -> float:
+        """An attempt in flight must never outlive the ack deadline of its message."""
+        return max(self.nats_ack_wait_s, 2 * self.timeout_s + 5)
+
+    @property
+    def origin_limit(self) -> int:
+        """Attempts in flight per origin: what was set, else four URLs' worth."""
+        return self.origin_concurrency or 4 * self.endpoint_concurrency
+
+    @property
+    def secret_is_default(self) -> bool:
+        return self.secret.reveal() == DEFAULT_SECRET
+
+
+DEFAULT_SECRET = "secret"
+# Set by the bridge, or would change how the request is framed or routed.
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "user-agent", "host", "transfer-encoding"}
+    | {"connection", "keep-alive", "te", "trailer", "upgrade", "expect", "content-encoding"}
+    | {"proxy-authorization", "proxy-connection"}
+)
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_LEVELS = ("debug", "info", "warning", "error")
+
+
+# --- value parsers: each takes the raw value and returns it typed, or raises ValueError ---
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError("expected a string")
+    return str(value).strip()
+
+
+def _optional(value: Any) -> str | None:
+    return _text(value) or None
+
+
+def _optional_file(value: Any) -> str | None:
+    """A path that must name a readable file now, not at the first connection attempt."""
+    path = _optional(value)
+    if path is None:
+        return None
+    try:
+        with Path(path).open("rb"):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    return path
+
+
+def _secret(value: Any) -> Secret:
+    text = _text(value)
+    if not text:
+        raise ValueError("must not be empty")
+    try:
+        standard_key(text)
+    except ValueError:
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    return Secret(text)
+
+
+def _optional_secret(value: Any) -> Secret | None:
+    text = _text(value)
+    return Secret(text) if text else None
+
+
+def _duration(value: Any) -> float:
+    return parse_duration_s(_text(value))
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise ValueError("must be greater than zero")
+    return seconds
+
+
+def _int_at_least(minimum: int, maximum: int = 2**31) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(_text(value))
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if not minimum <= number <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}, got {number}")
+        return number
+
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    return tuple(text for item in items if (text := _text(item)))
+
+
+def _urls(value: Any) -> tuple[str, ...]:
+    urls = _list(value)
+    for url in urls:
+        _check_url(url)
+    return urls
+
+
+def _cidrs(value: Any) -> tuple[str, ...]:
+    return tuple(str(network) for network in urls.parse_networks(_list(value)))
+
+
+def _nats_urls(value: Any) -> tuple[str, ...]:
+    urls = _list(value)
+    if not urls:
+        raise ValueError("at least one server URL is needed")
+    for url in urls:
+        if not re.match(r"^(nats|tls|ws|wss)://[^\s/]+$", url):
+            raise ValueError("expected URLs like nats://host:4222 (or tls://, ws://, wss://)")
+    return urls
+
+
+def _stream_name(value: Any) -> str:
+    name = _text(value)
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r} may use only letters, digits, '-' and '_'")
+    return name
+
+
+def _subjects(value: Any) -> tuple[str, ...]:
+    subjects = _list(value)
+    if not subjects or any(" " in s for s in subjects):
+        raise ValueError("expected comma-separated NATS subjects")
+    return subjects
+
+
+def _port(value: Any) -> int:
+    return _int_at_least(0, 65535)(value)
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _text(value).lower()
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return parse
+
+
+def _check_url(url: str) -> None:
+    try:
+        urls.check_url(url, require_https=False)
+    except urls.UrlRefused as refused:
+        raise ValueError(refused.reason) from None
+
+
+# env name → (field, default, parser). The YAML key is the lower-cased env name.
+FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
+    "NATS_URL": ("nats_urls", "nats://127.0.0.1:4222", _nats_urls),
+    "NATS_STREAM": ("nats_stream", "GREENLIGHT_EVENTS", _stream_name),
+    "NATS_SUBJECTS": ("nats_subjects", "greenlight.events.>", _subjects),
+    "NATS_DURABLE": ("nats_durable", "webhook-bridge", _stream_name),
+    "NATS_CREDS": ("nats_creds", "", _optional_file),
+    "NATS_USER": ("nats_user", "", _optional),
+    "NATS_PASSWORD": ("nats_password", "", _optional_secret),
+    "NATS_TOKEN": ("nats_token", "", _optional_secret),
+    "NATS_TLS_CA": ("nats_tls_ca", "", _optional_file),
+    "NATS_TLS_CERT": ("nats_tls_cert", "", _optional_file),
+    "NATS_TLS_KEY": ("nats_tls_key", "", _optional_file),
+    "NATS_ACK_WAIT": ("nats_ack_wait_s", "30s", _positive_duration),
+    "NATS_STREAM_MAX_AGE": ("nats_stream_max_age_s", "7d", _positive_duration),
+    "NATS_REPLICAS": ("nats_replicas", 1, _int_at_least(1, 5)),
+    "MAX_EVENT_BYTES": ("max_event_bytes", 1024 * 1024, _int_at_least(64, 64 * 1024 * 1024)),
+    "DLQ_STREAM": ("dlq_stream", "GREENLIGHT_WEBHOOKS_DLQ", _stream_name),
+    "DLQ_MAX_AGE": ("dlq_max_age_s", "14d", _positive_duration),
+    "DELIVERY_LOG_STREAM": ("delivery_log_stream", "GREENLIGHT_WEBHOOKS_LOG", _stream_name),
+    "DELIVERY_LOG_MAX_AGE": ("delivery_log_max_age_s", "7d", _positive_duration),
+    "JOB_WEBHOOK_TTL": ("job_webhook_ttl_s", "7d", _positive_duration),
+    "JOB_WEBHOOK_MAX": ("job_webhook_max", 10, _int_at_least(1, 1000)),
+    "EVENT_MAX_FAILURES": ("event_max_failures", 5, _int_at_least(1, 1000)),
+    "DEFAULT_WEBHOOKS": ("default_webhooks", "", _list),
+    "DEFAULT_WEBHOOK_URLS": ("default_webhook_urls", "", _urls),
+    "WEBHOOK_TIMEOUT": ("timeout_s", "15s", _positive_duration),
+    "WEBHOOK_MAX_RETRY": ("max_retry", 4, _int_at_least(0, 100)),
+    "WEBHOOK_RETRY_MIN_WAIT": ("retry_min_wait_s", "1s", _positive_duration),
+    "WEBHOOK_RETRY_MAX_WAIT": ("retry_max_wait_s", "30s", _positive_duration),
+    "WEBHOOK_SECRET": ("secret", DEFAULT_SECRET, _secret),
+    "WEBHOOK_CONCURRENCY": ("concurrency", 256, _int_at_least(1, 100_000)),
+    "WEBHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", 16, _int_at_least(1, 100_000)),
+    # 0: four times WEBHOOK_ENDPOINT_CONCURRENCY (Settings.origin_limit)
+    "WEBHOOK_ORIGIN_CONCURRENCY": ("origin_concurrency", 0, _int_at_least(0, 100_000)),
+    "WEBHOOK_ALLOW_PRIVATE_URLS": ("allow_private_urls", False, _bool),
+    "WEBHOOK_ALLOWED_CIDRS": ("allowed_cidrs", "", _cidrs),
+    "WEBHOOK_REQUIRE_HTTPS": ("require_https", False, _bool),
+    "HTTP_HOST": ("http_host", "0.0.0.0", _text),
+    "HTTP_PORT": ("http_port", 8080, _port),
+    "ADMIN_TOKEN": ("admin_token", "", _optional_secret),
+    "LOG_LEVEL": ("log_level", "info", _choice(*_LEVELS)),
+    "LOG_FORMAT": ("log_format", "json", _choice("json", "console")),
+    "SHUTDOWN_TIMEOUT": ("shutdown_timeout_s", "20s", _positive_duration),
+}
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build the settings from `env` (and the YAML file it names); raise ConfigError."""
+    path = env.get("BRIDGE_CONFIG", "").strip() or None
+    document = _read_yaml(Path(path), env) if path else {}
+    where = Path(path).name if path else ""
+    values = {field: _pick(name, env, document, where) for name, (field, *_) in FIELDS.items()}
+    webhooks = _webhooks(document.get("webhooks"), where, require_https=values["require_https"])
+    settings = Settings(**values, webhooks=webhooks, config_path=path)
+    _check_consistency(settings)
+    return settings
+
+
+def _pick(name: str, env: Mapping[str, str], document: dict[str, Any], where: str) -> Any:
+    _field, default, parse = FIELDS[name]
+    if name in env:
+        raw, origin = env[name], name
+    elif name.lower() in document:
+        raw, origin = document[name.lower()], f"{where}: {name.lower()}"
+    else:
+        raw, origin = default, name
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{origin}: {error}") from None
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2's reading of plain scalars where it matters here: only `true` and `false` are
+    booleans and `null`/`~`/nothing is null. Every other plain scalar stays the text that was
+    written, so `id: off`, `id: no` or `id: 0755` keep their text (PyYAML's YAML 1.1 rules made
+    them a boolean or a number); the settings' parsers read numbers and durations from text,
+    as they do from the environment."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
+
+
+def _read_yaml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)
+    except OSError as error:
+        raise ConfigError(f"BRIDGE_CONFIG: cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path.name}:{line} is not valid YAML") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path.name}: the top level must be a mapping")
+    _check_keys(document, path.name)
+    interpolated: dict[str, Any] = _interpolate(document, env, path.name)
+    return interpolated
+
+
+def _check_keys(document: dict[str, Any], where: str) -> None:
+    known = {name.lower() for name in FIELDS} | {"webhooks"}
+    for key in document:
+        if key not in known:
+            raise ConfigError(f"{where}: {key}: unknown setting")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(node: Any, env: Mapping[str, str], where: str) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of the document."""
+    if isinstance(node, dict):
+        return {k: _interpolate(v, env, f"{where}: {k}") for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, env, f"{where}[{i}]") for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def substitute(match: re.Match[str]) -> str:
+        name, fallback = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if fallback is not None:
+            return fallback
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _VAR.sub(substitute, node)
+
+
+def _webhooks(node: Any, where: str, *, require_https: bool) -> tuple[NamedWebhook, ...]:
+    if node is None:
+        return ()
+    if not isinstance(node, list):
+        raise ConfigError(f"{where}: webhooks: expected a list")
+    hooks = tuple(_webhook(item, f"{where}: webhooks[{i}]") for i, item in enumerate(node))
+    seen: set[str] = set()
+    for i, hook in enumerate(hooks):
+        if hook.id in seen:
+            raise ConfigError(f"{where}: webhooks[{i}].id: duplicate id {hook.id!r}")
+        seen.add(hook.id)
+        if require_https and not hook.url.lower().startswith("https://"):
+            raise ConfigError(f"{where}: webhooks[{i}].url: HTTPS is required")
+    return hooks
+
+
+_WEBHOOK_KEYS = frozenset({"id", "url", "secret", "secrets", "events", "tenants"})
+_WEBHOOK_KEYS |= {"headers", "active"}
+
+
+def _webhook(node: Any, path: str) -> NamedWebhook:
+    if not isinstance(node, dict):
+        raise ConfigError(f"{path}: expected a mapping with id and url")
+    for key in node:
+        if key not in _WEBHOOK_KEYS:
+            raise ConfigError(f"{path}.{key}: unknown key")
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "id": _webhook_id,
+        "url": _webhook_url,
+        "events": _list,
+        "tenants": _list,
+        "headers": _headers,
+        "active": _bool,
+    }
+    fields = {key: _field(node, key, parse, path) for key, parse in parsers.items() if key in node}
+    for required in ("id", "url"):
+        if required not in fields:
+            raise ConfigError(f"{path}.{required}: missing")
+    if "@" in urlsplit(fields["url"]).netloc and any(
+        name.lower() == "authorization" for name, _value in fields.get("headers", ())
+    ):  # the URL's credentials become an Authorization header: there would be two
+        raise ConfigError(f"{path}: credentials in url and an Authorization header; give one")
+    return NamedWebhook(**fields, secrets=_webhook_secrets(node, path))
+
+
+def _field(node: dict[str, Any], key: str, parse: Callable[[Any], Any], path: str) -> Any:
+    try:
+        return parse(node[key])
+    except ValueError as error:
+        raise ConfigError(f"{path}.{key}: {error}") from None
+
+
+def _webhook_id(value: Any) -> str:
+    text = _text(value)
+    if not _ID.match(text):
+        raise ValueError(f"{text!r} may use only letters, digits, '.', '-' and '_'")
+    return text
+
+
+def _webhook_url(value: Any) -> str:
+    url = _text(value)
+    _check_url(url)
+    return url
+
+
+def _webhook_secrets(node: dict[str, Any], path: str) -> tuple[Secret, ...]:
+    """`secret: s` or `secrets: [new, old]` (rotation); empty means WEBHOOK_SECRET."""
+    if "secret" in node and "secrets" in node:
+        raise ConfigError(f"{path}: give either secret or secrets, not both")
+    raw = node.get("secrets", [node["secret"]] if "secret" in node else [])
+    key = "secrets" if "secrets" in node else "secret"
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise ConfigError(f"{path}.{key}: expected a list of strings")
+    return tuple(_field({key: s}, key, _secret, path) for s in raw)
+
+
+def _headers(value: Any) -> tuple[tuple[str, Secret], ...]:
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping of header names to values")
+    return tuple((_header_name(k), Secret(_header_value(k, v))) for k, v in value.items())
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+
+
+def _header_name(name: Any) -> str:
+    text = str(name)
+    lowered = text.lower()
+    if not _TOKEN.fullmatch(text):
+        raise ValueError(f"{text[:60]!r} is not a valid header name")
+    if lowered in RESERVED_HEADERS or lowered.startswith(("x-greenlight-", "webhook-")):
+        raise ValueError(f"{text} is set by the bridge and cannot be overridden")
+    return text
+
+
+def _header_value(name: Any, value: Any) -> str:
+    text = _text(value)
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in text):
+        raise ValueError(f"{name}: header values may not contain line breaks or control characters")
+    return text
+
+
+def _check_consistency(settings: Settings) -> None:
+    if settings.retry_min_wait_s > settings.retry_max_wait_s:
+        raise ConfigError("WEBHOOK_RETRY_MIN_WAIT: must not exceed WEBHOOK_RETRY_MAX_WAIT")
+    known = {hook.id for hook in settings.webhooks}
+    for hook_id in settings.default_webhooks:
+        if hook_id not in known:
+            raise ConfigError(f"DEFAULT_WEBHOOKS: unknown webhook id {hook_id!r}")
+    if settings.require_https:
+        for url in settings.default_webhook_urls:
+            if not url.lower().startswith("https://"):
+                raise ConfigError(f"DEFAULT_WEBHOOK_URLS: HTTPS is required: {redact_url(url)}")
+    if settings.nats_tls_cert and not settings.nats_tls_key:
+        raise ConfigError("NATS_TLS_KEY: required with NATS_TLS_CERT")
+    if settings.nats_tls_key and not settings.nats_tls_cert:
+        raise ConfigError("NATS_TLS_CERT: required with NATS_TLS_KEY")
+    if settings.nats_password and not settings.nats_user:
+        raise ConfigError("NATS_USER: required with NATS_PASSWORD")
+    nats_tls_context(settings)  # unreadable PEM files stop start-up, not the first connect
+
+
+def nats_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for NATS when a CA or client certificate is set; ConfigError if the
+    files do not load. Without either, a `tls://` server URL uses the system's CAs."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+    except (ssl.SSLError, OSError) as error:
+        raise ConfigError(f"NATS_TLS_CA: not a PEM CA certificate: {_ssl_reason(error)}") from None
+    if settings.nats_tls_cert:
+        try:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+        except (ssl.SSLError, OSError) as error:
+            reason = _ssl_reason(error)
+            raise ConfigError(f"NATS_TLS_CERT, NATS_TLS_KEY: cannot load: {reason}") from None
+    return context
+
+
+def _ssl_reason(error: Exception) -> str:
+    reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+    return str(reason).lower().replace("_", " ")

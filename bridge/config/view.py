@@ -1,0 +1,47 @@
+"""The effective configuration as plain data, secrets and URL passwords redacted.
+
+Used by the start-up log line and `webhook-bridge config check`; nothing else prints config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.config.durations import format_duration
+from bridge.config.secret import REDACTED, Secret, redact_url
+from bridge.config.settings import NamedWebhook, Settings
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    view: dict[str, Any] = {}
+    for field in settings.__struct_fields__:
+        value = getattr(settings, field)
+        if field == "webhooks":
+            view[field] = [_webhook(hook) for hook in value]
+        elif field.endswith("_s") and isinstance(value, float):
+            view[field.removesuffix("_s")] = format_duration(value)
+        else:
+            view[field] = _plain(value)
+    view["nats_urls"] = [redact_url(url) for url in settings.nats_urls]
+    view["default_webhook_urls"] = [redact_url(url) for url in settings.default_webhook_urls]
+    return view
+
+
+def _webhook(hook: NamedWebhook) -> dict[str, Any]:
+    return {
+        "id": hook.id,
+        "url": redact_url(hook.url),
+        "secrets": [REDACTED] * len(hook.secrets),
+        "events": list(hook.events),
+        "tenants": list(hook.tenants),
+        "headers": {name: REDACTED for name, _value in hook.headers},
+        "active": hook.active,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,1 @@
+"""HTTP delivery: response parsing, the client, one attempt, endpoint slots."""

@@ -1,0 +1,251 @@
+"""One delivery attempt in stages: prepare and sign → call → decide → carry out the decision.
+
+The decision is pure (`next_step`): delivered, retry at a time, or give up with a reason.
+Carrying it out is the only I/O besides the call: a retry is published as a new task (the
+attempt history travels with it), a give-up is published as a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+from nats.aio.client import Client
+
+from bridge import __version__
+from bridge.config.settings import Settings
+from bridge.delivery.attempt import AttemptResult, Deliverer, Request
+from bridge.delivery.slots import EndpointLimiter
+from bridge.jetstream import bus, dlq
+from bridge.jetstream.deferrals import BATCH_MAX_BYTES, Deferrals
+from bridge.jetstream.delivery_log import DeliveryLog, Result, entry_for
+from bridge.observability.logs import log
+from bridge.observability.metrics import Metrics
+from bridge.observability.throttle import Throttle
+from bridge.policy import retry
+from bridge.policy.dead_letter import DeadLetter, Reason, from_task
+from bridge.policy.routing import Router, host_of
+from bridge.policy.signing import signature_headers
+from bridge.policy.tasks import Attempt, Task, encode_task, timestamp
+
+USER_AGENT = f"webhook-bridge/{__version__}"
+FAILURE_LOG_BURST = 10  # failure lines per endpoint per window; the rest are counted
+FAILURE_LOG_WINDOW_S = 60.0
+
+
+class Delivered(msgspec.Struct, frozen=True):
+    pass
+
+
+class RetryAt(msgspec.Struct, frozen=True):
+    not_before_s: float
+
+
+class GiveUp(msgspec.Struct, frozen=True):
+    reason: Reason
+
+
+Step = Delivered | RetryAt | GiveUp
+
+
+def next_step(task: Task, result: AttemptResult, settings: Settings, now_s: float) -> Step:
+    """What follows an attempt; `task.attempt` is the attempt that just ran (1-based)."""
+    if result.ok:
+        return Delivered()
+    if result.outcome == "blocked":
+        return GiveUp("blocked_url")
+    if result.status_code == 410:
+        return GiveUp("gone")
+    if task.attempt > settings.max_retry:
+        return GiveUp("max_retries_exceeded")
+    retry_after_s = retry.parse_retry_after(result.retry_after, now_s)
+    delay_s = retry.retry_delay_s(
+        task.attempt, settings.retry_min_wait_s, settings.retry_max_wait_s, retry_after_s
+    )
+    return RetryAt(now_s + delay_s)
+
+
+class Dispatcher:
+    """Runs attempts for tasks whose endpoint slot the caller has reserved."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        deliverer: Deliverer,
+        nc: Client,
+        metrics: Metrics,
+    ) -> None:
+        js = nc.jetstream()
+        self._settings = settings
+        self._router = router
+        self._deliverer = deliverer
+        self._js = js
+        self.metrics = metrics
+        self._delivery_log = DeliveryLog(js, nc, metrics)
+        self._attempt_log = AttemptLog(metrics)
+        self.limiter = EndpointLimiter(
+            settings.endpoint_concurrency,
+            max_total_waiting=settings.concurrency,
+            origin_limit=settings.origin_limit,
+        )
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        # an unacked message is redelivered after ack_wait: give up publishing well before
+        self._patience_s = settings.effective_ack_wait_s / 3
+        self._record_max_bytes = bus.max_body_bytes(nc)
+        batch_bytes = min(BATCH_MAX_BYTES, nc.max_payload // 2)
+        self._deferrals = Deferrals(self._publish_tasks, batch_bytes)
+
+    async def attempt(self, task: Task) -> None:
+        """Attempt with a reserved endpoint slot (released here), then act on the result."""
+        result = await self._call(task)
+        await self.follow_up(task, result)
+
+    async def _call(self, task: Task) -> AttemptResult:
+        started_s = time.monotonic()
+        try:
+            async with self._slots:
+                request = self.prepare(task, int(time.time()))
+                self.metrics.inflight += 1
+                try:
+                    return await self._deliverer.post(request)
+                finally:
+                    self.metrics.inflight -= 1
+        finally:
+            self.limiter.release(task.target.url, time.monotonic() - started_s)
+
+    def defer(self, task: Task) -> asyncio.Future[None]:
+        """Queue a first attempt for the task consumer while its endpoint is saturated; done
+        once stored. Deferrals to one URL in one loop iteration share a batch message."""
+        return self._deferrals.submit(task)
+
+    async def requeue(self, singles: list[Task], rest: list[Task]) -> None:
+        """Split a batch: `singles` as single tasks, `rest` as a smaller batch."""
+        publishing = [self._queue(task) for task in singles]
+        if rest:
+            publishing.append(self._publish_tasks(rest, [encode_task(task) for task in rest]))
+        await asyncio.gather(*publishing)
+
+    async def _queue(self, task: Task) -> None:
+        await bus.publish_task(self._js, self._settings, task, self._patience_s)
+
+    async def _publish_tasks(self, tasks: list[Task], payloads: list[bytes]) -> None:
+        await bus.publish_tasks(self._js, self._settings, tasks, payloads, self._patience_s)
+
+    def prepare(self, task: Task, now_s: int) -> Request:
+        secrets, extra = self._credentials(task)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Greenlight-Event": task.event,
+            "X-Greenlight-Delivery": task.delivery_id,
+            **extra,
+            **signature_headers(secrets, task.delivery_id, now_s, task.body),
+        }
+        return Request(task.target.url, task.body, headers, task.target.trusted)
+
+    def _credentials(self, task: Task) -> tuple[list[str], dict[str, str]]:
+        hook = self._router.named(task.target.webhook_id) if task.target.webhook_id else None
+        if hook is None:
+            return [self._settings.secret.reveal()], {}
+        secrets = [s.reveal() for s in hook.secrets] or [self._settings.secret.reveal()]
+        return secrets, {name: value.reveal() for name, value in hook.headers}
+
+    async def follow_up(self, task: Task, result: AttemptResult) -> None:
+        step = next_step(task, result, self._settings, time.time())
+        await self._record(task, result, step)
+        if isinstance(step, RetryAt):
+            self.metrics.retry_scheduled(task.target.endpoint)
+            await self._queue(_with_attempt(task, result, not_before_s=step.not_before_s))
+        elif isinstance(step, GiveUp):
+            await self.dead_letter(_with_attempt(task, result), step.reason)
+        else:
+            self.metrics.delivered(task.target.endpoint, task.published_at_s)
+
+    async def _record(self, task: Task, result: AttemptResult, step: Step) -> None:
+        """Metrics, the log line and the delivery log record of the attempt that just ran."""
+        self.metrics.attempted(task.target.endpoint, result.outcome, result.duration_s)
+        self._attempt_log.write(task, result, step)
+        entry = entry_for(task, result, *_result_of(step))
+        await self._delivery_log.write(task.target.url, entry)
+
+    async def flush(self, timeout_s: float) -> None:
+        await self._delivery_log.flush(timeout_s)
+
+    async def dead_letter(self, task: Task, reason: Reason) -> None:
+        await self.publish_dead_letter(from_task(task, reason))
+
+    async def publish_dead_letter(self, record: DeadLetter) -> None:
+        await dlq.publish(self._js, record, self._patience_s, self._record_max_bytes)
+        endpoint = record.endpoint.id or host_of(record.endpoint.url or "")
+        # an invalid event never became a delivery: it has a dead letter but no endpoint
+        self.metrics.dead_lettered(endpoint or None, record.reason)
+
+
+def _with_attempt(task: Task, result: AttemptResult, not_before_s: float = 0.0) -> Task:
+    """The task after this attempt: its record in the history, the next attempt number."""
+    record = Attempt(
+        attempt=task.attempt,
+        at=timestamp(time.time() - result.duration_s),
+        status_code=result.status_code,
+        error=None if result.ok else result.message,
+        duration_ms=result.duration_ms,
+        outcome=result.outcome,
+    )
+    history = (*task.history, record)
+    return msgspec.structs.replace(
+        task, attempt=task.attempt + 1, history=history, not_before_s=not_before_s
+    )
+
+
+def _result_of(step: Step) -> tuple[Result, str | float | None]:
+    if isinstance(step, RetryAt):
+        return "retry", step.not_before_s
+    if isinstance(step, GiveUp):
+        return "dead_letter", step.reason
+    return "delivered", None
+
+
+class AttemptLog:
+    """One log line per attempt; repeated failures of one endpoint are throttled."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._throttle = Throttle(FAILURE_LOG_BURST, FAILURE_LOG_WINDOW_S)
+
+    def write(self, task: Task, result: AttemptResult, step: Step) -> None:
+        if result.ok:
+            log.info("attempt", **_attempt_fields(task, result, step))
+            return
+        verdict = self._throttle.admit(task.target.endpoint, time.monotonic())
+        if not verdict.log:
+            self._metrics.log_suppressed.inc()
+            return
+        extra = {"suppressed": verdict.suppressed} if verdict.suppressed else {}
+        log.warning("attempt", **_attempt_fields(task, result, step), **extra)
+
+
+def _attempt_fields(task: Task, result: AttemptResult, step: Step) -> dict[str, object]:
+    """`task.attempt` is the attempt that just ran."""
+    return {
+        "event_id": task.event_id,
+        "delivery_id": task.delivery_id,
+        "job_id": task.job_id,
+        "_event": task.event,
+        "endpoint": task.target.endpoint,
+        "attempt": task.attempt,
+        "status_code": result.status_code,
+        "duration_ms": result.duration_ms,
+        "outcome": result.outcome,
+        "error": None if result.ok else result.message,
+        "next": _describe(step),
+    }
+
+
+def _describe(step: Step) -> str:
+    if isinstance(step, RetryAt):
+        return f"retry in {max(0.0, step.not_before_s - time.time()):.1f}s"
+    if isinstance(step, GiveUp):
+        return f"dead letter ({step.reason})"
+    return "delivered"

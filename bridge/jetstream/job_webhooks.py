@@ -1,0 +1,177 @@
+"""Per-job webhook memory: the `webhook` entries seen for a job, kept in a KV bucket by job id.
+
+Later events of the same job that lack `webhook` still reach it. Each process mirrors the
+bucket in memory through a KV watch, so recalling a job is a dictionary look-up and the
+common event (a job with no per-job webhook) costs no NATS round trip. Until the mirror has
+loaded the bucket, or while its watch is being restarted, look-ups ask the bucket.
+
+Entries are noted in the mirror as events are decoded (stream order), so events that this
+process handles after the one carrying `webhook` see it without waiting for the bucket.
+Mirrored entries expire with the bucket's TTL; the mirror holds only jobs that have per-job
+webhooks, a few hundred bytes each, and at most MIRROR_MAX_JOBS of them: past that the oldest
+are dropped and look-ups that miss ask the bucket again, so memory stays bounded.
+
+A job remembers what `bridge.policy.entries.admit` keeps, in the bucket and in the mirror alike: the
+entries it already has first, then new ones while there is room (a count, and a KV value that
+fits in one NATS message); `remember` reports the entries it could not keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from bridge.jetstream.bus import nats_errors
+from bridge.observability.logs import log
+from bridge.policy.entries import Admitted, admit
+
+_ENTRIES = msgspec.json.Decoder(list[str])
+WATCH_POLL_S = 1.0
+WATCH_RETRY_S = 5.0
+SWEEP_INTERVAL_S = 60.0
+MIRROR_MAX_JOBS = 100_000
+Entries = tuple[str, ...]
+
+
+def job_key(job_id: str) -> str:
+    """KV keys allow few characters; job ids are arbitrary strings."""
+    return hashlib.sha256(job_id.encode()).hexdigest()[:40]
+
+
+class JobWebhooks:
+    """Remembers and recalls per-job webhook entries."""
+
+    def __init__(
+        self, kv: KeyValue, ttl_s: float, *, max_entries: int, max_value_bytes: int
+    ) -> None:
+        self._kv = kv
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._max_value_bytes = max_value_bytes
+        self._mirror: dict[str, tuple[float, Entries]] = {}  # key → (expires at, entries)
+        self._synced = False
+        self._complete = True  # False once the size cap dropped a job
+        self._next_sweep_s = 0.0
+
+    @property
+    def synced(self) -> bool:
+        """True while the mirror follows the bucket (look-ups then never ask the bucket)."""
+        return self._synced
+
+    def note(self, job_id: str, entries: Entries) -> None:
+        """Add entries seen now to the mirror, before anything awaits (stream order)."""
+        self._add(job_key(job_id), entries, time.time())
+
+    async def remember(self, job_id: str, entries: Entries) -> Admitted:
+        """Persist the entries merged with what the bucket holds: the job's entries now, and
+        those it could not keep."""
+        key = job_key(job_id)
+        stored = await self._load(key)
+        merged = self._admit(stored, entries)
+        if merged.kept != stored:
+            async with nats_errors("cannot remember a job's webhooks"):
+                await self._kv.put(key, msgspec.json.encode(list(merged.kept)))
+        known = self._add(key, merged.kept, time.time())
+        return Admitted(self._forget(key, known, merged.dropped), merged.dropped)
+
+    async def recall(self, job_id: str) -> Entries:
+        key = job_key(job_id)
+        known = self._known(key)
+        if known or (self._synced and self._complete):
+            return known
+        return self._add(key, await self._load(key), time.time())
+
+    async def mirror(self, stopping: asyncio.Event) -> None:
+        """Follow the bucket until `stopping`; a failed watch is restarted after a pause."""
+        while not stopping.is_set():
+            try:
+                await self._follow(stopping)
+            except Exception as error:  # look-ups fall back to the bucket meanwhile
+                log.warning("job webhook mirror restarting", error=str(error) or repr(error))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), WATCH_RETRY_S)
+
+    async def _follow(self, stopping: asyncio.Event) -> None:
+        watcher = await self._kv.watchall()
+        try:
+            while not stopping.is_set():
+                try:
+                    entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
+                except nats.errors.TimeoutError:
+                    continue
+                if entry is None:  # the bucket's current state has been delivered
+                    self._synced = True
+                elif entry.operation in (KV_DEL, KV_PURGE):
+                    self._mirror.pop(entry.key, None)
+                else:
+                    created_s = entry.created.timestamp() if entry.created else time.time()
+                    self._add(entry.key, _decode(entry.value), created_s)
+        finally:
+            self._synced = False
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def _load(self, key: str) -> Entries:
+        async with nats_errors("cannot recall a job's webhooks"):
+            try:
+                entry = await self._kv.get(key)
+            except nats.js.errors.KeyNotFoundError:
+                return ()
+        return _decode(entry.value)
+
+    def _known(self, key: str) -> Entries:
+        self._sweep()
+        hit = self._mirror.get(key)
+        if hit is None or hit[0] < time.time():
+            return ()
+        return hit[1]
+
+    def _admit(self, known: Entries, entries: Entries) -> Admitted:
+        return admit((*known, *entries), self._max_entries, self._max_value_bytes)
+
+    def _add(self, key: str, entries: Entries, seen_s: float) -> Entries:
+        if not entries:
+            return self._known(key)
+        expires_s, known = self._mirror.get(key, (0.0, ()))
+        merged = self._admit(known, entries).kept
+        self._mirror[key] = (max(expires_s, seen_s + self._ttl_s), merged)
+        if len(self._mirror) > MIRROR_MAX_JOBS:
+            del self._mirror[next(iter(self._mirror))]
+            self._complete = False
+        return merged
+
+    def _forget(self, key: str, known: Entries, dropped: Entries) -> Entries:
+        """Entries the bucket refused leave the mirror too, though an event noted them."""
+        if not dropped or not set(dropped) & set(known):
+            return known
+        kept = tuple(entry for entry in known if entry not in dropped)
+        hit = self._mirror.get(key)
+        if hit is not None:
+            self._mirror[key] = (hit[0], kept)
+        return kept
+
+    def _sweep(self) -> None:
+        """Drop expired jobs now and then (the bucket's TTL removes them without a notice)."""
+        now_s = time.time()
+        if now_s < self._next_sweep_s:
+            return
+        self._next_sweep_s = now_s + SWEEP_INTERVAL_S
+        expired = [key for key, (expires_s, _) in self._mirror.items() if expires_s < now_s]
+        for key in expired:
+            del self._mirror[key]
+
+
+def _decode(value: bytes | None) -> Entries:
+    if not value:
+        return ()
+    try:
+        return tuple(_ENTRIES.decode(value))
+    except msgspec.DecodeError:
+        return ()

@@ -1,0 +1,1 @@
+"""Metrics and structured logs, and log flood control."""
