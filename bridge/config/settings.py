@@ -1,8 +1,10 @@
 """Typed settings: defaults ← YAML file ← environment, parsed and validated once at start.
 
-Every setting has one environment name (SPEC §5); the YAML file may carry the same settings
-under the lower-cased name, plus the `webhooks:` list. Any bad value raises `ConfigError` with
-one line that names the variable or the YAML path.
+Every setting is declared once, as a field of `Settings`: its type, and in an `Env` its
+environment name (SPEC §5), default and parser, with what it means as the field's docstring
+(the configuration reference in docs/contract.md is rendered from these). The YAML file may
+carry the same settings under the lower-cased name, plus the `webhooks:` list. Any bad value
+raises `ConfigError` with one line that names the variable or the YAML path.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NamedTuple, get_type_hints
 from urllib.parse import urlsplit
 
 import msgspec
@@ -42,51 +44,119 @@ class NamedWebhook(msgspec.Struct, frozen=True):
     active: bool = True
 
 
+class Env(NamedTuple):
+    """Where a setting comes from: its environment variable (the YAML key is its lower case),
+    the default, and the parser that turns a raw value into the field's type."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The effective configuration of one bridge process."""
 
-    nats_urls: tuple[str, ...]
-    nats_stream: str
-    nats_subjects: tuple[str, ...]
-    nats_durable: str
-    nats_creds: str | None
-    nats_user: str | None
-    nats_password: Secret | None
-    nats_token: Secret | None
-    nats_tls_ca: str | None
-    nats_tls_cert: str | None
-    nats_tls_key: str | None
-    nats_ack_wait_s: float
-    nats_stream_max_age_s: float
-    nats_replicas: int
-    max_event_bytes: int
-    dlq_stream: str
-    dlq_max_age_s: float
-    delivery_log_stream: str
-    delivery_log_max_age_s: float
-    job_webhook_ttl_s: float
-    job_webhook_max: int
-    event_max_failures: int
-    default_webhooks: tuple[str, ...]
-    default_webhook_urls: tuple[str, ...]
+    nats_urls: Annotated[tuple[str, ...], Env("NATS_URL", "nats://127.0.0.1:4222", _nats_urls)]
+    """NATS server(s), comma-separated"""
+    nats_stream: Annotated[str, Env("NATS_STREAM", "GREENLIGHT_EVENTS", _stream_name)]
+    """events stream, created if missing (file storage)"""
+    nats_subjects: Annotated[
+        tuple[str, ...], Env("NATS_SUBJECTS", "greenlight.events.>", _subjects)
+    ]
+    """subjects of the events stream; the part after the prefix names the event"""
+    nats_durable: Annotated[str, Env("NATS_DURABLE", "webhook-bridge", _stream_name)]
+    """durable consumer shared by all replicas; also names `<durable>-tasks`, `<durable>-jobs`,
+    `<durable>-replays`"""
+    nats_creds: Annotated[str | None, Env("NATS_CREDS", "", _optional_file)]
+    """`.creds` file (JWT + nkey)"""
+    nats_user: Annotated[str | None, Env("NATS_USER", "", _optional)]
+    """user name (with `NATS_PASSWORD`)"""
+    nats_password: Annotated[Secret | None, Env("NATS_PASSWORD", "", _optional_secret)]
+    """password (secret)"""
+    nats_token: Annotated[Secret | None, Env("NATS_TOKEN", "", _optional_secret)]
+    """token (secret)"""
+    nats_tls_ca: Annotated[str | None, Env("NATS_TLS_CA", "", _optional_file)]
+    """CA that verifies the NATS server"""
+    nats_tls_cert: Annotated[str | None, Env("NATS_TLS_CERT", "", _optional_file)]
+    """client certificate (needs `NATS_TLS_KEY`)"""
+    nats_tls_key: Annotated[str | None, Env("NATS_TLS_KEY", "", _optional_file)]
+    """client certificate's key"""
+    nats_ack_wait_s: Annotated[float, Env("NATS_ACK_WAIT", "30s", _positive_duration)]
+    """redelivery deadline of unacked messages (at least twice `WEBHOOK_TIMEOUT` + 5s is used)"""
+    nats_stream_max_age_s: Annotated[float, Env("NATS_STREAM_MAX_AGE", "7d", _positive_duration)]
+    """retention of the events stream when the bridge creates it"""
+    nats_replicas: Annotated[int, Env("NATS_REPLICAS", 1, _int_at_least(1, 5))]
+    """copies of every stream and KV bucket the bridge creates (1 to 5; 3 on a 3-node cluster);
+    consumers follow their stream"""
+    max_event_bytes: Annotated[
+        int, Env("MAX_EVENT_BYTES", 1024 * 1024, _int_at_least(64, 64 * 1024 * 1024))
+    ]
+    """bigger events are dead-lettered (`invalid_event`); capped at the server's `max_payload`
+    less 64 KiB"""
+    dlq_stream: Annotated[str, Env("DLQ_STREAM", "GREENLIGHT_WEBHOOKS_DLQ", _stream_name)]
+    """dead-letter stream (subjects `greenlight.webhooks.dlq.>`)"""
+    dlq_max_age_s: Annotated[float, Env("DLQ_MAX_AGE", "14d", _positive_duration)]
+    """dead-letter retention"""
+    delivery_log_stream: Annotated[
+        str, Env("DELIVERY_LOG_STREAM", "GREENLIGHT_WEBHOOKS_LOG", _stream_name)
+    ]
+    """delivery log: one record per attempt (`GET /deliveries`)"""
+    delivery_log_max_age_s: Annotated[float, Env("DELIVERY_LOG_MAX_AGE", "7d", _positive_duration)]
+    """delivery log retention"""
+    job_webhook_ttl_s: Annotated[float, Env("JOB_WEBHOOK_TTL", "7d", _positive_duration)]
+    """how long a job's per-job webhooks are remembered"""
+    job_webhook_max: Annotated[int, Env("JOB_WEBHOOK_MAX", 10, _int_at_least(1, 1000))]
+    """per-job `webhook` entries an event may carry and a job remembers (each at most 2048
+    chars); the rest are dead-lettered (`too_many_webhooks`)"""
+    event_max_failures: Annotated[int, Env("EVENT_MAX_FAILURES", 5, _int_at_least(1, 1000))]
+    """deliveries of an event whose handling failed before it is dead-lettered
+    (`handler_error`) and acked; NATS outages do not count"""
+    default_webhooks: Annotated[tuple[str, ...], Env("DEFAULT_WEBHOOKS", "", _list)]
+    """ids of named webhooks (YAML `webhooks:`) applied to every event"""
+    default_webhook_urls: Annotated[tuple[str, ...], Env("DEFAULT_WEBHOOK_URLS", "", _urls)]
+    """raw URLs applied to every event, comma-separated"""
+    timeout_s: Annotated[float, Env("WEBHOOK_TIMEOUT", "15s", _positive_duration)]
+    """per attempt, connect to last byte"""
+    max_retry: Annotated[int, Env("WEBHOOK_MAX_RETRY", 4, _int_at_least(0, 100))]
+    """retries before dead-lettering (at most this + 1 attempts)"""
+    retry_min_wait_s: Annotated[float, Env("WEBHOOK_RETRY_MIN_WAIT", "1s", _positive_duration)]
+    """first back-off; retry n waits min(max, min * 2^(n-1)) ±20%"""
+    retry_max_wait_s: Annotated[float, Env("WEBHOOK_RETRY_MAX_WAIT", "30s", _positive_duration)]
+    """longest back-off; also caps `Retry-After`"""
+    secret: Annotated[Secret, Env("WEBHOOK_SECRET", DEFAULT_SECRET, _secret)]
+    """HMAC secret of both signatures (a warning is logged while it is the default);
+    `whsec_<base64>` accepted"""
+    concurrency: Annotated[int, Env("WEBHOOK_CONCURRENCY", 256, _int_at_least(1, 100_000))]
+    """attempts in flight per process"""
+    endpoint_concurrency: Annotated[
+        int, Env("WEBHOOK_ENDPOINT_CONCURRENCY", 16, _int_at_least(1, 100_000))
+    ]
+    """attempts in flight per endpoint URL per process"""
+    origin_concurrency: Annotated[
+        int, Env("WEBHOOK_ORIGIN_CONCURRENCY", 0, _int_at_least(0, 100_000))
+    ]
+    """attempts in flight per origin (scheme, host, port) per process, shared by all its URLs;
+    `0` = four times `WEBHOOK_ENDPOINT_CONCURRENCY`"""
+    allow_private_urls: Annotated[bool, Env("WEBHOOK_ALLOW_PRIVATE_URLS", False, _bool)]
+    """let per-job URLs reach loopback, private, link-local or metadata addresses"""
+    allowed_cidrs: Annotated[tuple[str, ...], Env("WEBHOOK_ALLOWED_CIDRS", "", _cidrs)]
+    """networks per-job URLs may reach although private, comma-separated (e.g. an internal
+    receiver's subnet)"""
+    require_https: Annotated[bool, Env("WEBHOOK_REQUIRE_HTTPS", False, _bool)]
+    """refuse every non-HTTPS URL"""
+    http_host: Annotated[str, Env("HTTP_HOST", "0.0.0.0", _text)]
+    """address of the health, readiness, metrics and admin server"""
+    http_port: Annotated[int, Env("HTTP_PORT", 8080, _port)]
+    """its port"""
+    admin_token: Annotated[Secret | None, Env("ADMIN_TOKEN", "", _optional_secret)]
+    """bearer token of the admin API; empty: read-only admin routes"""
+    log_level: Annotated[str, Env("LOG_LEVEL", "info", _choice(*_LEVELS))]
+    """`debug`, `info`, `warning` or `error`"""
+    log_format: Annotated[str, Env("LOG_FORMAT", "json", _choice("json", "console"))]
+    """`json` or `console`"""
+    shutdown_timeout_s: Annotated[float, Env("SHUTDOWN_TIMEOUT", "20s", _positive_duration)]
+    """after SIGTERM, how long in-flight attempts may finish"""
     webhooks: tuple[NamedWebhook, ...]
-    timeout_s: float
-    max_retry: int
-    retry_min_wait_s: float
-    retry_max_wait_s: float
-    secret: Secret
-    concurrency: int
-    endpoint_concurrency: int
-    origin_concurrency: int
-    allow_private_urls: bool
-    allowed_cidrs: tuple[str, ...]
-    require_https: bool
-    http_host: str
-    http_port: int
-    admin_token: Secret | None
-    log_level: str
-    log_format: str
-    shutdown_timeout_s: float
     config_path: str | None
 
     def __repr__(self) -> str:
@@ -273,51 +343,20 @@ def _check_url(url: str) -> None:
         raise ValueError(refused.reason) from None
 
 
-# env name → (field, default, parser). The YAML key is the lower-cased env name.
-FIELDS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
-    "NATS_URL": ("nats_urls", "nats://127.0.0.1:4222", _nats_urls),
-    "NATS_STREAM": ("nats_stream", "GREENLIGHT_EVENTS", _stream_name),
-    "NATS_SUBJECTS": ("nats_subjects", "greenlight.events.>", _subjects),
-    "NATS_DURABLE": ("nats_durable", "webhook-bridge", _stream_name),
-    "NATS_CREDS": ("nats_creds", "", _optional_file),
-    "NATS_USER": ("nats_user", "", _optional),
-    "NATS_PASSWORD": ("nats_password", "", _optional_secret),
-    "NATS_TOKEN": ("nats_token", "", _optional_secret),
-    "NATS_TLS_CA": ("nats_tls_ca", "", _optional_file),
-    "NATS_TLS_CERT": ("nats_tls_cert", "", _optional_file),
-    "NATS_TLS_KEY": ("nats_tls_key", "", _optional_file),
-    "NATS_ACK_WAIT": ("nats_ack_wait_s", "30s", _positive_duration),
-    "NATS_STREAM_MAX_AGE": ("nats_stream_max_age_s", "7d", _positive_duration),
-    "NATS_REPLICAS": ("nats_replicas", 1, _int_at_least(1, 5)),
-    "MAX_EVENT_BYTES": ("max_event_bytes", 1024 * 1024, _int_at_least(64, 64 * 1024 * 1024)),
-    "DLQ_STREAM": ("dlq_stream", "GREENLIGHT_WEBHOOKS_DLQ", _stream_name),
-    "DLQ_MAX_AGE": ("dlq_max_age_s", "14d", _positive_duration),
-    "DELIVERY_LOG_STREAM": ("delivery_log_stream", "GREENLIGHT_WEBHOOKS_LOG", _stream_name),
-    "DELIVERY_LOG_MAX_AGE": ("delivery_log_max_age_s", "7d", _positive_duration),
-    "JOB_WEBHOOK_TTL": ("job_webhook_ttl_s", "7d", _positive_duration),
-    "JOB_WEBHOOK_MAX": ("job_webhook_max", 10, _int_at_least(1, 1000)),
-    "EVENT_MAX_FAILURES": ("event_max_failures", 5, _int_at_least(1, 1000)),
-    "DEFAULT_WEBHOOKS": ("default_webhooks", "", _list),
-    "DEFAULT_WEBHOOK_URLS": ("default_webhook_urls", "", _urls),
-    "WEBHOOK_TIMEOUT": ("timeout_s", "15s", _positive_duration),
-    "WEBHOOK_MAX_RETRY": ("max_retry", 4, _int_at_least(0, 100)),
-    "WEBHOOK_RETRY_MIN_WAIT": ("retry_min_wait_s", "1s", _positive_duration),
-    "WEBHOOK_RETRY_MAX_WAIT": ("retry_max_wait_s", "30s", _positive_duration),
-    "WEBHOOK_SECRET": ("secret", DEFAULT_SECRET, _secret),
-    "WEBHOOK_CONCURRENCY": ("concurrency", 256, _int_at_least(1, 100_000)),
-    "WEBHOOK_ENDPOINT_CONCURRENCY": ("endpoint_concurrency", 16, _int_at_least(1, 100_000)),
-    # 0: four times WEBHOOK_ENDPOINT_CONCURRENCY (Settings.origin_limit)
-    "WEBHOOK_ORIGIN_CONCURRENCY": ("origin_concurrency", 0, _int_at_least(0, 100_000)),
-    "WEBHOOK_ALLOW_PRIVATE_URLS": ("allow_private_urls", False, _bool),
-    "WEBHOOK_ALLOWED_CIDRS": ("allowed_cidrs", "", _cidrs),
-    "WEBHOOK_REQUIRE_HTTPS": ("require_https", False, _bool),
-    "HTTP_HOST": ("http_host", "0.0.0.0", _text),
-    "HTTP_PORT": ("http_port", 8080, _port),
-    "ADMIN_TOKEN": ("admin_token", "", _optional_secret),
-    "LOG_LEVEL": ("log_level", "info", _choice(*_LEVELS)),
-    "LOG_FORMAT": ("log_format", "json", _choice("json", "console")),
-    "SHUTDOWN_TIMEOUT": ("shutdown_timeout_s", "20s", _positive_duration),
-}
+def _declared() -> dict[str, tuple[str, Env]]:
+    """Env name → (field, declaration), in the order Settings declares them."""
+    hints = get_type_hints(Settings, include_extras=True)
+    return {
+        meta.name: (field, meta)
+        for field, hint in hints.items()
+        for meta in getattr(hint, "__metadata__", ())
+        if isinstance(meta, Env)
+    }
+
+
+# env name → (field, declaration); the YAML key is the lower-cased env name
+SETTINGS = _declared()
+FIELDS = {name: (field, env.default, env.parse) for name, (field, env) in SETTINGS.items()}
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
