@@ -128,21 +128,13 @@ def from_failure(event_id: str, event: Event | None, raw: bytes, error: str) -> 
 
 def from_too_many(event: Event, dropped: tuple[str, ...], max_entries: int) -> DeadLetter:
     """One record per event for every per-job entry it could not keep (SPEC §13)."""
-    return DeadLetter(
-        delivery_id=delivery_id(event.id, "too_many_webhooks"),
-        event_id=event.id,
-        event=event.name,
-        job_id=event.job_id,
-        tenant_id=event.tenant_id,
-        endpoint=Endpoint(None, None, "job"),
-        reason="too_many_webhooks",
-        attempts=(),
-        dead_lettered_at=timestamp(time.time()),
-        payload=msgspec.Raw(event.body),
-        error=f"{len(dropped)} per-job webhook entries dropped: an event carries and a job "
-        f"remembers at most {max_entries}, each at most {ENTRY_MAX_CHARS} chars",
-        dropped_webhooks=dropped,
+    error = (
+        f"{len(dropped)} per-job webhook entries dropped: an event carries and a job "
+        f"remembers at most {max_entries}, each at most {ENTRY_MAX_CHARS} chars"
     )
+    endpoint = Endpoint(None, None, "job")
+    reason: Reason = "too_many_webhooks"
+    return _of_event(event, reason, endpoint, reason, error, dropped=dropped)
 
 
 class _RawFields(TypedDict):
@@ -160,18 +152,33 @@ def _raw_fields(raw: bytes) -> _RawFields:
 
 
 def from_unknown(event: Event, webhook_id: str) -> DeadLetter:
+    error = f"no webhook named {webhook_id!r} is configured"
+    return _of_event(event, webhook_id, Endpoint(webhook_id, None, "job"), "unknown_webhook", error)
+
+
+def _of_event(
+    event: Event,
+    destination: str,
+    endpoint: Endpoint,
+    reason: Reason,
+    error: str,
+    *,
+    dropped: tuple[str, ...] = (),
+) -> DeadLetter:
+    """A record of an event that never became a delivery: nothing was attempted."""
     return DeadLetter(
-        delivery_id=delivery_id(event.id, webhook_id),
+        delivery_id=delivery_id(event.id, destination),
         event_id=event.id,
         event=event.name,
         job_id=event.job_id,
         tenant_id=event.tenant_id,
-        endpoint=Endpoint(webhook_id, None, "job"),
-        reason="unknown_webhook",
+        endpoint=endpoint,
+        reason=reason,
         attempts=(),
         dead_lettered_at=timestamp(time.time()),
         payload=msgspec.Raw(event.body),
-        error=f"no webhook named {webhook_id!r} is configured",
+        error=error,
+        dropped_webhooks=dropped,
     )
 
 
