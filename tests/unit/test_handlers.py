@@ -459,7 +459,3 @@ async def test_a_split_promises_the_room_it_fills() -> None:
     handled: Any = batch(3)
     await world.task_handler()(handled)
     assert world.limiter.promised == [(DEFAULT, 2)]
-
-
-def test_the_unknown_kind_delay_is_a_minute() -> None:
-    assert Nak(60.0) == LEAVE_FOR_NEWER
