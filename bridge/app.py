@@ -16,10 +16,12 @@ from bridge.admin import server
 from bridge.config.settings import Settings
 from bridge.config.view import redacted
 from bridge.delivery.attempt import Deliverer
+from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, lag
 from bridge.jetstream.bus import Connection, JetStream
-from bridge.jetstream.consumers import ConsumerLoop, EventHandler, TaskHandler, event_size_limit
+from bridge.jetstream.consumers import ConsumerLoop
 from bridge.jetstream.dispatch import Dispatcher
+from bridge.jetstream.handlers import EventHandler, TaskHandler, event_size_limit
 from bridge.jetstream.job_webhooks import JobWebhooks
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
@@ -118,10 +120,16 @@ class Bridge:
     async def _loops(
         self, nc: Connection, deliverer: Deliverer, max_event_bytes: int
     ) -> list[ConsumerLoop]:
+        """Every collaborator of the handlers is built here and handed in."""
         settings, js = self.settings, nc.jetstream()
         kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
+        limiter = EndpointLimiter(
+            settings.endpoint_concurrency,
+            max_total_waiting=settings.concurrency,
+            origin_limit=settings.origin_limit,
+        )
         dispatcher = self._dispatcher = Dispatcher(
-            settings, self.router, deliverer, nc, self.metrics
+            settings, self.router, deliverer, nc, metrics=self.metrics, limiter=limiter
         )
         jobs = self._jobs = JobWebhooks(
             kv,
@@ -129,8 +137,16 @@ class Bridge:
             max_entries=settings.job_webhook_max,
             max_value_bytes=bus.max_body_bytes(nc),
         )
-        on_event = EventHandler(settings, self.router, jobs, dispatcher, max_event_bytes)
-        on_task = TaskHandler(settings, dispatcher)
+        on_event = EventHandler(
+            settings,
+            router=self.router,
+            jobs=jobs,
+            dispatcher=dispatcher,
+            limiter=limiter,
+            metrics=self.metrics,
+            max_event_bytes=max_event_bytes,
+        )
+        on_task = TaskHandler(settings, dispatcher=dispatcher, limiter=limiter)
         durable = settings.nats_durable
         events = await js.pull_subscribe_bind(durable, settings.nats_stream)
         tasks = await js.pull_subscribe_bind(durable, settings.tasks_stream)

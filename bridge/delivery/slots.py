@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 # A backlog for an endpoint that hangs comes back at least this often, so it drains within
@@ -62,14 +63,14 @@ class _Endpoint:
         "waiting",
     )
 
-    def __init__(self, limit: int, origin: _Origin) -> None:
+    def __init__(self, limit: int, origin: _Origin, now_s: float) -> None:
         self.semaphore = asyncio.Semaphore(limit)
         self.origin = origin
         self.users = 0
         self.waiting = 0
         self.duration_s = _INITIAL_DURATION_S
         self.next_free_s = 0.0
-        self.released_s = time.monotonic()
+        self.released_s = now_s
         self.never_released = True
         self.promised = 0
         self.promised_until_s = 0.0
@@ -99,11 +100,16 @@ class _Endpoint:
 
 class EndpointLimiter:
     """At most `limit` attempts in flight per endpoint URL, and `origin_limit` per origin,
-    in this process."""
+    in this process. `clock` is monotonic seconds (tests pass a fake)."""
 
     def __init__(
-        self, limit: int, max_total_waiting: int | None = None, origin_limit: int | None = None
+        self,
+        limit: int,
+        max_total_waiting: int | None = None,
+        origin_limit: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._limit = limit
         self._origin_limit = origin_limit or limit
         self._max_total_waiting = max_total_waiting
@@ -144,7 +150,9 @@ class EndpointLimiter:
     def _endpoint(self, url: str) -> _Endpoint:
         endpoint = self._endpoints.get(url)
         if endpoint is None:
-            endpoint = self._endpoints[url] = _Endpoint(self._limit, self._origin(url))
+            endpoint = self._endpoints[url] = _Endpoint(
+                self._limit, self._origin(url), self._clock()
+            )
             endpoint.origin.endpoints += 1
         return endpoint
 
@@ -164,7 +172,7 @@ class EndpointLimiter:
         endpoint = self._endpoints.get(url)
         if endpoint is None:
             return self._limit
-        if time.monotonic() - endpoint.released_s > max_wait_s:
+        if self._clock() - endpoint.released_s > max_wait_s:
             return 0
         if endpoint.never_released:
             return self._limit
@@ -188,7 +196,7 @@ class EndpointLimiter:
             return slots + self._queue_room(max_waiting)
         slots = min(max(0, self._limit - endpoint.holders()), endpoint.origin.free())
         free = slots + self._queue_room(max_waiting - endpoint.waiting)
-        return max(0, free - _promised(endpoint, time.monotonic()))
+        return max(0, free - _promised(endpoint, self._clock()))
 
     def _queue_room(self, max_waiting: int) -> int:
         queue = max(0, max_waiting)
@@ -199,7 +207,7 @@ class EndpointLimiter:
     def promise(self, url: str, count: int) -> None:
         """`count` tasks for `url` were just queued to run soon: count them against its room
         until they arrive (`redeem`), for PROMISE_S at most (another replica may take them)."""
-        now_s = time.monotonic()
+        now_s = self._clock()
         endpoint = self._endpoint(url)
         endpoint.promised = _promised(endpoint, now_s) + count
         endpoint.promised_until_s = now_s + PROMISE_S
@@ -216,7 +224,7 @@ class EndpointLimiter:
         return (endpoint.waiting if endpoint else 0) < max_waiting and budget_left
 
     def release(self, url: str, duration_s: float | None = None) -> None:
-        endpoint, now_s = self._endpoints[url], time.monotonic()
+        endpoint, now_s = self._endpoints[url], self._clock()
         before_s = endpoint.estimate_s(now_s)
         if duration_s is not None:
             endpoint.duration_s += _EWMA_WEIGHT * (duration_s - endpoint.duration_s)
@@ -231,7 +239,7 @@ class EndpointLimiter:
     def overflow_delay_s(self, url: str, now_s: float | None = None, count: int = 1) -> float:
         """Reserve the next `count` virtual service slots of a saturated endpoint; seconds
         until the first of them."""
-        now_s = time.monotonic() if now_s is None else now_s
+        now_s = self._clock() if now_s is None else now_s
         endpoint = self._endpoint(url)
         interval_s = endpoint.estimate_s(now_s) / self._limit
         horizon_s = now_s + MAX_OVERFLOW_DELAY_S
@@ -252,7 +260,7 @@ class EndpointLimiter:
         self._forget_if_idle(url, endpoint)
 
     def _forget_if_idle(self, url: str, endpoint: _Endpoint) -> None:
-        now_s = time.monotonic()
+        now_s = self._clock()
         if endpoint.users == 0 and max(endpoint.next_free_s, endpoint.promised_until_s) <= now_s:
             del self._endpoints[url]
             endpoint.origin.endpoints -= 1
@@ -261,7 +269,7 @@ class EndpointLimiter:
 
     def _sweep(self) -> None:
         """Drop idle endpoints now and then: per-job URLs may never come back."""
-        now_s = time.monotonic()
+        now_s = self._clock()
         if now_s < self._next_sweep_s:
             return
         self._next_sweep_s = now_s + SWEEP_INTERVAL_S

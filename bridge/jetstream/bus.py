@@ -1,5 +1,12 @@
 """The NATS connection and the JetStream topology the bridge needs; nats errors mapped here.
 
+nats-py's exceptions are translated in one function, `nats_errors`, into this tree; the rest
+of the bridge catches only these:
+
+    BusError          unreachable or refusing (`refused`: this request was turned down)
+     ├ NotFound       no such stream, consumer, message or key (`found` turns it into None)
+     └ NoAnswer       nothing arrived in time (an empty fetch, a quiet watch, a lost request)
+
 Topology (created if missing; when present, only the bridge's own streams change, to gain
 subjects a newer version added):
 - the events stream (`NATS_STREAM`) and its durable pull consumer (`NATS_DURABLE`);
@@ -20,7 +27,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -55,6 +62,7 @@ PUBLISH_RETRY_S = 0.5
 # again soon, within the patience, rather than wait out nats-py's 5 s default past it.
 PUBLISH_REQUEST_S = 1.0
 StateCallback = Callable[[bool], None]
+T = TypeVar("T")
 
 # The nats types other parts name: they import these, so that only this package imports
 # nats.
@@ -73,6 +81,14 @@ class BusError(Exception):
     def __init__(self, message: str, *, refused: bool = False) -> None:
         super().__init__(message)
         self.refused = refused
+
+
+class NotFound(BusError):
+    """NATS has no such stream, consumer, message or key."""
+
+
+class NoAnswer(BusError):
+    """Nothing arrived in time: an empty fetch, a quiet watch, an unanswered request."""
 
 
 def max_body_bytes(nc: Client) -> int:
@@ -95,8 +111,29 @@ async def nats_errors(action: str) -> AsyncIterator[None]:
     try:
         yield
     except (nats.errors.Error, nats.js.errors.Error, OSError, TimeoutError) as error:
-        detail = str(error).strip() or type(error).__name__
-        raise BusError(f"{action}: {detail}", refused=_refused(error)) from error
+        message = f"{action}: {_detail(error)}"
+        if isinstance(error, TimeoutError):  # nats-py's TimeoutError is one too
+            raise NoAnswer(message) from error
+        if isinstance(error, nats.js.errors.NotFoundError):
+            raise NotFound(message, refused=True) from error
+        raise BusError(message, refused=_refused(error)) from error
+
+
+async def found(action: str, lookup: Awaitable[T]) -> T | None:
+    """What `lookup` returns, or None when NATS has no such thing; other errors as
+    `nats_errors` translates them."""
+    try:
+        async with nats_errors(action):
+            return await lookup
+    except NotFound:
+        return None
+
+
+def _detail(error: BaseException) -> str:
+    if isinstance(error, nats.js.errors.ServiceUnavailableError):
+        # nats-py's own text reads "code=None err_code=None description='None'"
+        return "JetStream unavailable (no leader: a cluster election?)"
+    return str(error).strip() or type(error).__name__
 
 
 def _refused(error: Exception) -> bool:
@@ -170,15 +207,11 @@ async def publish_tasks(
 async def fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout_s: float) -> list[Msg]:
     """Up to `batch` messages; an empty list when none arrived within the timeout."""
     try:
-        return await sub.fetch(batch, timeout=timeout_s)
-    except (nats.errors.TimeoutError, TimeoutError):
+        async with nats_errors("fetch"):
+            return await sub.fetch(batch, timeout=timeout_s)
+    except NoAnswer:
         # nats-py raises its own TimeoutError, or asyncio's from a later stage of fetch
         return []
-    except nats.js.errors.ServiceUnavailableError as error:
-        # nats-py's own text reads "code=None err_code=None description='None'"
-        raise BusError("fetch: JetStream unavailable (no leader: a cluster election?)") from error
-    except (nats.errors.Error, nats.js.errors.Error) as error:
-        raise BusError(f"fetch: {str(error).strip() or type(error).__name__}") from error
 
 
 async def read_all(
@@ -332,6 +365,9 @@ def _auth(settings: Settings) -> dict[str, Any]:
     return options
 
 
+_SETTING_UP = "cannot set up JetStream"
+
+
 async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     """Create whatever streams, buckets and consumers are missing.
 
@@ -339,7 +375,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
     server); consumers inherit their stream's replica count.
     """
     replicas = settings.nats_replicas
-    async with nats_errors("cannot set up JetStream"):
+    async with nats_errors(_SETTING_UP):
         for config in _streams(settings):
             owned = config.name != settings.nats_stream  # the events stream is the producers'
             await _ensure_stream(js, dataclasses.replace(config, num_replicas=replicas), owned)
@@ -350,24 +386,24 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
 
 
 async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float, replicas: int) -> KeyValue:
-    try:
-        return await js.key_value(name)
-    except nats.js.errors.BucketNotFoundError:
-        config = KeyValueConfig(
-            bucket=name, ttl=ttl_s, storage=StorageType.FILE, history=1, replicas=replicas
-        )
-        return await js.create_key_value(config)
+    present = await found(_SETTING_UP, js.key_value(name))
+    if present is not None:
+        return present
+    config = KeyValueConfig(
+        bucket=name, ttl=ttl_s, storage=StorageType.FILE, history=1, replicas=replicas
+    )
+    return await js.create_key_value(config)
 
 
 async def _ensure_stream(js: JetStreamContext, config: StreamConfig, owned: bool) -> None:
     """Create it if missing; a stream of the bridge's own made by an older version also gets
     the subjects added since (the tasks stream's batches)."""
     assert config.name is not None
-    try:
-        present = (await js.stream_info(config.name)).config
-    except nats.js.errors.NotFoundError:
+    info = await found(_SETTING_UP, js.stream_info(config.name))
+    if info is None:
         await js.add_stream(config)
         return
+    present = info.config
     subjects = present.subjects or []
     missing = [subject for subject in config.subjects or [] if subject not in subjects]
     if owned and missing:
@@ -377,9 +413,7 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig, owned: bool
 async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
     """add_consumer is create-or-update: only call it when the durable does not exist."""
     assert config.durable_name is not None
-    try:
-        await js.consumer_info(stream, config.durable_name)
-    except nats.js.errors.NotFoundError:
+    if await found(_SETTING_UP, js.consumer_info(stream, config.durable_name)) is None:
         await js.add_consumer(stream, config)
 
 

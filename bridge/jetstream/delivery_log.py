@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
-import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
@@ -213,9 +212,9 @@ async def latest(js: JetStreamContext, stream: str, urls: Iterable[str]) -> dict
     """The most recent attempt to each URL that has one."""
     found: dict[str, Entry] = {}
     for url in urls:
-        try:
-            msg = await js.get_last_msg(stream, f"{LOG_SUBJECT_PREFIX}.{token(url)}.>")
-        except nats.js.errors.NotFoundError:
+        last = js.get_last_msg(stream, f"{LOG_SUBJECT_PREFIX}.{token(url)}.>")
+        msg = await bus.found("cannot read the delivery log", last)
+        if msg is None:
             continue
         found[url] = _DECODER.decode(msg.data or b"")
     return found

@@ -67,7 +67,7 @@ def next_step(task: Task, result: AttemptResult, settings: Settings, now_s: floa
 
 
 class Dispatcher:
-    """Runs attempts for tasks whose endpoint slot the caller has reserved."""
+    """Runs attempts for tasks whose endpoint slot the caller has reserved in `limiter`."""
 
     def __init__(
         self,
@@ -75,7 +75,9 @@ class Dispatcher:
         router: Router,
         deliverer: Deliverer,
         nc: Client,
+        *,
         metrics: Metrics,
+        limiter: EndpointLimiter,
     ) -> None:
         js = nc.jetstream()
         self._settings = settings
@@ -85,11 +87,7 @@ class Dispatcher:
         self.metrics = metrics
         self._delivery_log = DeliveryLog(js, nc, metrics)
         self._attempt_log = AttemptLog(metrics)
-        self.limiter = EndpointLimiter(
-            settings.endpoint_concurrency,
-            max_total_waiting=settings.concurrency,
-            origin_limit=settings.origin_limit,
-        )
+        self._limiter = limiter
         self._slots = asyncio.Semaphore(settings.concurrency)
         # an unacked message is redelivered after ack_wait: give up publishing well before
         self._patience_s = settings.effective_ack_wait_s / 3
@@ -113,7 +111,7 @@ class Dispatcher:
                 finally:
                     self.metrics.inflight -= 1
         finally:
-            self.limiter.release(task.target.url, time.monotonic() - started_s)
+            self._limiter.release(task.target.url, time.monotonic() - started_s)
 
     def defer(self, task: Task) -> asyncio.Future[None]:
         """Queue a first attempt for the task consumer while its endpoint is saturated; done

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
@@ -104,11 +103,8 @@ def _reader_config(wanted: Filter) -> ConsumerConfig:
 
 async def _stored(seq: int, data: bytes, marks: KeyValue) -> Stored:
     record = _DECODER.decode(data)
-    try:
-        mark = await marks.get(str(seq))
-        replayed_at = mark.value.decode() if mark.value else None
-    except nats.js.errors.KeyNotFoundError:
-        replayed_at = None
+    mark = await bus.found("cannot read the replay marks", marks.get(str(seq)))
+    replayed_at = mark.value.decode() if mark is not None and mark.value else None
     return Stored(seq=seq, record=record, replayed_at=replayed_at)
 
 

@@ -18,19 +18,22 @@ often it was delivered.
 Giving up must itself end: when the dead letter is refused, a bare one (nothing copied from
 the message) is tried, and when that is refused too the message is terminated, with an error
 log. Only an outage leaves the event to be handed back and settled once NATS answers.
+
+These functions decide (`bridge.policy.decisions`); the fetch loop carries the decision out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from nats.aio.msg import Msg
-
 from bridge.jetstream.bus import BusError
 from bridge.observability.logs import log
 from bridge.policy.dead_letter import DeadLetter, bare
+from bridge.policy.decisions import ACK, TERM, Ack, Decision, Nak, Term
 
 Publish = Callable[[DeadLetter], Awaitable[None]]
+HAND_BACK_DELAY_S = 1.0
+HAND_BACK = Nak(HAND_BACK_DELAY_S)
 
 
 def gives_up(delivered: int, max_failures: int, error: Exception) -> bool:
@@ -42,19 +45,22 @@ def is_outage(error: Exception) -> bool:
     return isinstance(error, BusError) and not error.refused
 
 
-async def settle(msg: Msg, record: DeadLetter, publish: Publish) -> bool:
-    """Dead-letter and ack; else a bare record and ack; else terminate. False (nothing done)
-    when NATS is unreachable: the caller hands the message back."""
+async def hand_back(_msg: object, _error: Exception) -> Decision:
+    """After a failure: try again after a pause."""
+    return HAND_BACK
+
+
+async def settle(record: DeadLetter, publish: Publish) -> Ack | Term | None:
+    """Dead-letter, then ack; else a bare record, then ack; else terminate. None (nothing
+    done) when NATS is unreachable: the caller hands the message back."""
     for attempt in (record, bare(record)):
         try:
             await publish(attempt)
         except Exception as error:
             if is_outage(error):
-                return False
+                return None
             log.warning("dead letter refused", event_id=record.event_id, error=str(error))
             continue
-        await msg.ack()
-        return True
+        return ACK
     log.error("event terminated: no dead letter could be written", event_id=record.event_id)
-    await msg.term()
-    return True
+    return TERM

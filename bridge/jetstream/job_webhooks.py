@@ -24,11 +24,9 @@ import hashlib
 import time
 
 import msgspec
-import nats.errors
-import nats.js.errors
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from bridge.jetstream.bus import nats_errors
+from bridge.jetstream.bus import NoAnswer, found, nats_errors
 from bridge.observability.logs import log
 from bridge.policy.entries import Admitted, admit
 
@@ -103,8 +101,9 @@ class JobWebhooks:
         try:
             while not stopping.is_set():
                 try:
-                    entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
-                except nats.errors.TimeoutError:
+                    async with nats_errors("job webhook watch"):
+                        entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
+                except NoAnswer:
                     continue
                 if entry is None:  # the bucket's current state has been delivered
                     self._synced = True
@@ -119,12 +118,8 @@ class JobWebhooks:
                 await watcher.stop()  # type: ignore[no-untyped-call]
 
     async def _load(self, key: str) -> Entries:
-        async with nats_errors("cannot recall a job's webhooks"):
-            try:
-                entry = await self._kv.get(key)
-            except nats.js.errors.KeyNotFoundError:
-                return ()
-        return _decode(entry.value)
+        entry = await found("cannot recall a job's webhooks", self._kv.get(key))
+        return () if entry is None else _decode(entry.value)
 
     def _known(self, key: str) -> Entries:
         self._sweep()

@@ -7,12 +7,11 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime
 
-import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
 
 from bridge.config.settings import Settings
-from bridge.jetstream.bus import BusError, batch_subject, nats_errors
+from bridge.jetstream.bus import BusError, batch_subject, found, nats_errors
 from bridge.observability.metrics import Metrics
 
 POLL_S = 5.0
@@ -65,10 +64,7 @@ async def oldest_pending_age_s(js: JetStreamContext, stream: str, info: Consumer
         return 0.0
     first = (info.ack_floor.stream_seq if info.ack_floor else 0) + 1
     subject = info.config.filter_subject or ">"
-    try:
-        msg = await js.get_msg(stream, seq=first, subject=subject, next=True)
-    except nats.js.errors.NotFoundError:
-        return 0.0
-    if msg.time is None:
+    msg = await found("lag sample", js.get_msg(stream, seq=first, subject=subject, next=True))
+    if msg is None or msg.time is None:
         return 0.0
     return max(0.0, (datetime.now(UTC) - msg.time).total_seconds())

@@ -6,8 +6,8 @@ import pytest
 
 from bridge.config.settings import Settings, load_settings
 from bridge.delivery.attempt import AttemptResult, Outcome
-from bridge.jetstream.consumers import RECORD_HEADROOM_BYTES, event_size_limit
 from bridge.jetstream.dispatch import Delivered, GiveUp, RetryAt, Step, next_step
+from bridge.jetstream.handlers import RECORD_HEADROOM_BYTES, event_size_limit
 from bridge.policy.routing import Target
 from bridge.policy.tasks import Task
 

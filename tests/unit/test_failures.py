@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from bridge.jetstream.bus import BusError
 from bridge.jetstream.failures import gives_up, settle
 from bridge.policy.dead_letter import DeadLetter, from_failure
+from bridge.policy.decisions import ACK, TERM, Decision
 
 OUTAGE = BusError("cannot publish: nats: connection closed")
 REFUSED = BusError("cannot publish: nats: maximum payload exceeded", refused=True)
@@ -31,33 +30,22 @@ def test_gives_up(delivered: int, error: Exception, expected: bool) -> None:
     assert gives_up(delivered, 5, error) is expected
 
 
-class FakeMsg:
-    def __init__(self) -> None:
-        self.done: list[str] = []
-
-    async def ack(self) -> None:
-        self.done.append("ack")
-
-    async def term(self) -> None:
-        self.done.append("term")
-
-
 RECORD = from_failure("evt-1", None, b"x" * 1000, "boom")
 
 
 @pytest.mark.parametrize(
-    ("errors", "published", "done", "settled"),
+    ("errors", "published", "decision"),
     [
-        ([], ["full"], ["ack"], True),
-        ([REFUSED], ["bare"], ["ack"], True),
-        ([REFUSED, REFUSED], [], ["term"], True),
-        ([BUG, BUG], [], ["term"], True),
-        ([OUTAGE], [], [], False),
-        ([REFUSED, OUTAGE], [], [], False),
+        ([], ["full"], ACK),
+        ([REFUSED], ["bare"], ACK),
+        ([REFUSED, REFUSED], [], TERM),
+        ([BUG, BUG], [], TERM),
+        ([OUTAGE], [], None),
+        ([REFUSED, OUTAGE], [], None),
     ],
 )
 async def test_settle_always_ends_unless_nats_is_down(
-    errors: list[Exception], published: list[str], done: list[str], settled: bool
+    errors: list[Exception], published: list[str], decision: Decision | None
 ) -> None:
     failing = list(errors)
     sent: list[str] = []
@@ -67,7 +55,5 @@ async def test_settle_always_ends_unless_nats_is_down(
             raise failing.pop(0)
         sent.append("bare" if record.raw is None else "full")
 
-    msg: Any = FakeMsg()
-    assert await settle(msg, RECORD, publish) is settled
+    assert await settle(RECORD, publish) == decision
     assert sent == published
-    assert msg.done == done

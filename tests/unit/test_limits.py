@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from types import SimpleNamespace
 
 import pytest
 
@@ -26,10 +25,8 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(slots, "time", SimpleNamespace(monotonic=fake))
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 async def let_waiters_run() -> None:
@@ -161,7 +158,7 @@ def test_overflow_delay_is_capped() -> None:
 async def test_release_updates_the_duration_estimate(
     clock: Clock, durations_s: list[float | None], interval_s: float
 ) -> None:
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 1)  # keeps the endpoint busy, so its state is kept
     for duration_s in durations_s:
         await fill(limiter, URL, 1)
@@ -170,7 +167,7 @@ async def test_release_updates_the_duration_estimate(
 
 
 async def test_slow_endpoint_hits_the_cap(clock: Clock) -> None:
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     await fill(limiter, OTHER, 2)
     limiter.release(OTHER, 10_000.0)
@@ -179,7 +176,7 @@ async def test_slow_endpoint_hits_the_cap(clock: Clock) -> None:
 
 
 async def test_idle_endpoint_is_forgotten(clock: Clock) -> None:
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     await fill(limiter, OTHER, 1)
     assert not await limiter.acquire(URL)
@@ -191,7 +188,7 @@ async def test_idle_endpoint_is_forgotten(clock: Clock) -> None:
 
 
 async def test_overflowed_endpoint_is_forgotten_once_its_slot_has_passed(clock: Clock) -> None:
-    limiter = EndpointLimiter(1)
+    limiter = EndpointLimiter(1, clock=clock)
     await fill(limiter, URL, 1)
     delay_s = limiter.overflow_delay_s(URL, now_s=clock())
     limiter.release(URL)
@@ -203,7 +200,7 @@ async def test_overflowed_endpoint_is_forgotten_once_its_slot_has_passed(clock: 
 
 
 async def test_overflowed_endpoints_do_not_pile_up(clock: Clock) -> None:
-    limiter = EndpointLimiter(1)
+    limiter = EndpointLimiter(1, clock=clock)
     for i in range(100):
         url = f"https://job-{i}.example.com/h"
         await fill(limiter, url, 1)
@@ -262,7 +259,7 @@ async def test_waiting_gives_up_after_the_timeout() -> None:
 
 
 async def test_endpoint_that_finishes_nothing_gets_no_queue(clock: Clock) -> None:
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)  # two attempts that hang
     assert limiter.inline_queue(URL, 0.25) == 2  # just started, unmeasured: as many as slots
     clock.now_s += 0.3
@@ -282,7 +279,7 @@ async def test_an_endpoint_silent_for_a_while_is_spaced_by_that_while(
     clock: Clock, silent_s: float, interval_s: float
 ) -> None:
     """A hanging endpoint has not timed out yet: its attempts already took `silent_s`."""
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     clock.now_s += silent_s
     assert limiter.overflow_delay_s(URL, now_s=clock()) == pytest.approx(interval_s)
@@ -357,7 +354,7 @@ async def test_busy_agrees_with_the_semaphore(seed: int) -> None:
 async def test_a_release_rescales_the_reserved_backlog_to_the_new_estimate(
     clock: Clock, silent_s: float, duration_s: float, backlog_s: float
 ) -> None:
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     clock.now_s += silent_s
     for _ in range(4):
@@ -367,7 +364,7 @@ async def test_a_release_rescales_the_reserved_backlog_to_the_new_estimate(
 
 
 async def test_rescaling_from_a_zero_estimate_does_not_divide_by_zero(clock: Clock) -> None:
-    limiter = EndpointLimiter(2)
+    limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     limiter.overflow_delay_s(URL, now_s=clock())
     limiter._endpoints[URL].duration_s = 0.0

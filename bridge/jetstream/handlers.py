@@ -1,0 +1,287 @@
+"""What happens to each event message and each task message; a handler returns its decision.
+
+Events: decode → remember/recall per-job webhooks → route → one first attempt per target,
+made inline when the endpoint has a free slot or soon will (a fast endpoint's short queue),
+else deferred as a task → ack the event once every target is delivered, queued for retry or
+dead-lettered. The common path (first attempt succeeds) costs one fetch and one ack, like a
+plain consumer; retries and deferrals pay for themselves by publishing a task. An event whose
+handling fails is handed back, and dead-lettered after a few failures (`bridge.jetstream.failures`).
+
+Tasks: wait until due (nak with the time left), take an endpoint slot (bounded queue, else
+hand back with the endpoint's overflow delay), attempt, then ack once the follow-up is
+published. A batch of deferrals is handed back whole while its endpoint is saturated, else
+split.
+
+Records (dead letters, tasks) are published before the handler returns, so its decision is
+only ever taken once they are stored. Handlers are given their collaborators (`bridge.app`
+builds them) and return a decision (`bridge.policy.decisions`); the fetch loop
+(`bridge.jetstream.consumers`) carries it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import msgspec
+from nats.aio.msg import Msg
+
+from bridge.config.settings import Settings
+from bridge.delivery.slots import EndpointLimiter
+from bridge.jetstream import failures
+from bridge.jetstream.bus import batch_subject, tasks_subject
+from bridge.jetstream.dispatch import Dispatcher
+from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.observability.logs import log
+from bridge.observability.metrics import Metrics
+from bridge.policy import dead_letter
+from bridge.policy.decisions import ACK, TERM, Decision, Nak
+from bridge.policy.entries import Admitted
+from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes
+from bridge.policy.routing import Router, Target, delivery_id
+from bridge.policy.tasks import Task, decode_batch, decode_task, handed_on
+
+RECORD_HEADROOM_BYTES = 64 * 1024
+INLINE_WAIT_S = 0.25
+TASK_WAIT_S = 1.0
+UNKNOWN_TASK_DELAY_S = 60.0
+LEAVE_FOR_NEWER = Nak(UNKNOWN_TASK_DELAY_S)
+DUE_MARGIN_S = 0.01  # a task due this soon runs now
+
+
+class EventHandler:
+    """Turns one event message into first attempts, deferrals and dead letters."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        router: Router,
+        jobs: JobWebhooks,
+        dispatcher: Dispatcher,
+        limiter: EndpointLimiter,
+        metrics: Metrics,
+        max_event_bytes: int,
+    ) -> None:
+        self._max_event_bytes = max_event_bytes
+        self._max_webhooks = settings.job_webhook_max
+        self._max_failures = settings.event_max_failures
+        self._router = router
+        self._jobs = jobs
+        self._dispatcher = dispatcher
+        self._limiter = limiter
+        self._metrics = metrics
+        self._prefixes = subject_prefixes(settings.nats_subjects)
+
+    async def __call__(self, msg: Msg) -> Decision:
+        event = self._decode(msg)
+        if isinstance(event, InvalidEvent):
+            await self._invalid(event)
+        else:
+            await self._route(event)
+        return ACK
+
+    def _decode(self, msg: Msg) -> Event | InvalidEvent:
+        meta = msg.metadata
+        event_id = (msg.headers or {}).get("Nats-Msg-Id") or (
+            f"{meta.stream}-{meta.sequence.stream}"
+        )
+        return decode_event(
+            msg.data,
+            subject=msg.subject,
+            event_id=event_id,
+            published_at_s=meta.timestamp.timestamp(),
+            max_bytes=self._max_event_bytes,
+            prefixes=self._prefixes,
+            max_webhooks=self._max_webhooks,
+        )
+
+    async def failed(self, msg: Msg, error: Exception) -> Decision:
+        """Hand the event back, or give up on it (`bridge.jetstream.failures`)."""
+        delivered = msg.metadata.num_delivered or 1
+        if not failures.gives_up(delivered, self._max_failures, error):
+            return failures.HAND_BACK
+        decoded = self._decode(msg)
+        event = decoded if isinstance(decoded, Event) else None
+        text = str(error) or repr(error)
+        log.error("event dead-lettered after failing", event_id=decoded.id, delivered=delivered)
+        record = dead_letter.from_failure(decoded.id, event, msg.data, text)
+        settled = await failures.settle(record, self._dispatcher.publish_dead_letter)
+        return failures.HAND_BACK if settled is None else settled
+
+    async def _invalid(self, event: InvalidEvent) -> None:
+        log.warning("invalid event", event_id=event.id, subject=event.subject, error=event.error)
+        self._metrics.invalid(event.reason)
+        await self._dispatcher.publish_dead_letter(dead_letter.from_invalid(event))
+
+    async def _route(self, event: Event) -> None:
+        self._metrics.received(event.name)
+        entries = await self._job_webhooks(event)
+        if entries.dropped or event.dropped_webhooks:  # rare: the common event builds nothing
+            await self._too_many(event, (*entries.dropped, *event.dropped_webhooks))
+            event = _without(event, entries.dropped)
+        route = self._router.route(event, entries.kept)
+        for unknown in route.unknown_ids:
+            log.warning("unknown webhook id", event_id=event.id, webhook=unknown)
+            await self._dispatcher.publish_dead_letter(dead_letter.from_unknown(event, unknown))
+        if route.targets:
+            await self._first_attempts(event, route.targets)
+
+    async def _first_attempts(self, event: Event, targets: tuple[Target, ...]) -> None:
+        """Concurrently. A target whose endpoint is saturated is deferred at once, batched
+        with the others for that URL; of the rest, the first runs in this task, so a single
+        target (the common case) costs no task, and a fan-out to n costs n - 1."""
+        deferred: list[asyncio.Future[None]] = []
+        now: list[Task] = []
+        for target in targets:
+            task = first_task(event, target)
+            if self._saturated(target.url):
+                deferred.append(self._dispatcher.defer(task))
+            else:
+                now.append(task)
+        try:
+            await self._attempts(now)
+            for waiter in deferred:
+                await waiter
+        except BaseException:
+            for waiter in deferred:
+                waiter.cancel()
+            raise
+
+    async def _attempts(self, tasks: list[Task]) -> None:
+        if not tasks:
+            return
+        rest = [asyncio.create_task(self._first(task)) for task in tasks[1:]]
+        try:
+            await self._first(tasks[0])
+        except BaseException:
+            for running in rest:
+                running.cancel()
+            raise
+        if rest:
+            await asyncio.gather(*rest)
+
+    async def _too_many(self, event: Event, dropped: tuple[str, ...]) -> None:
+        log.warning("per-job webhooks dropped", event_id=event.id, count=len(dropped))
+        record = dead_letter.from_too_many(event, dropped, self._max_webhooks)
+        await self._dispatcher.publish_dead_letter(record)
+
+    async def _job_webhooks(self, event: Event) -> Admitted:
+        """Per-job entries; noted synchronously so later events in this process see them."""
+        if event.job_id is None:
+            return Admitted(())
+        if not event.webhooks:
+            return Admitted(await self._jobs.recall(event.job_id))
+        self._jobs.note(event.job_id, event.webhooks)
+        return await self._jobs.remember(event.job_id, event.webhooks)
+
+    def _saturated(self, url: str) -> bool:
+        limiter = self._limiter
+        return not limiter.has_room(url, limiter.inline_queue(url, INLINE_WAIT_S))
+
+    async def _first(self, task: Task) -> None:
+        """Attempt now, or after a short wait for a slot of an endpoint that answers fast
+        enough to serve the queue within INLINE_WAIT_S; else defer it as a task. A healthy
+        endpoint under a backlog so costs no task round trip, and a slow or hanging one holds
+        an event for INLINE_WAIT_S at most."""
+        limiter, url = self._limiter, task.target.url
+        queue = limiter.inline_queue(url, INLINE_WAIT_S)
+        if await limiter.acquire(url, max_waiting=queue, timeout_s=INLINE_WAIT_S):
+            await self._dispatcher.attempt(task)
+        else:
+            await self._dispatcher.defer(task)
+
+
+def _without(event: Event, dropped: tuple[str, ...]) -> Event:
+    """The event as routed when its job could not keep some of its entries."""
+    if not dropped:
+        return event
+    kept = tuple(entry for entry in event.webhooks if entry not in dropped)
+    return msgspec.structs.replace(event, webhooks=kept)
+
+
+def event_size_limit(configured_bytes: int, max_payload_bytes: int) -> int:
+    """Events must leave room to be carried in a retry task or a dead letter, or a failing
+    delivery could never be scheduled and its event would be redelivered for ever."""
+    return min(configured_bytes, max_payload_bytes - RECORD_HEADROOM_BYTES)
+
+
+def first_task(event: Event, target: Target) -> Task:
+    return Task(
+        delivery_id=delivery_id(event.id, target.url),
+        event_id=event.id,
+        event=event.name,
+        job_id=event.job_id,
+        tenant_id=event.tenant_id,
+        target=target,
+        body=event.body,
+        published_at_s=event.published_at_s,
+    )
+
+
+class TaskHandler:
+    """Runs one task message: wait until due, take a slot, attempt, ack. `clock` is wall-clock
+    seconds, what a task's `not_before_s` is written in."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dispatcher: Dispatcher,
+        limiter: EndpointLimiter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._limiter = limiter
+        self._clock = clock
+        self._task_subject = tasks_subject(settings)
+        self._batch_prefix = batch_subject(settings).removesuffix("*")
+
+    async def __call__(self, msg: Msg) -> Decision:
+        batch = msg.subject.startswith(self._batch_prefix)
+        if not batch and msg.subject != self._task_subject:
+            # a kind of task only a newer version writes (a rolling upgrade): hand it back
+            log.error("task of an unknown kind left for a newer replica", subject=msg.subject)
+            return LEAVE_FOR_NEWER
+        try:
+            items = decode_batch(msg.data) if batch else None
+            first = decode_task(items[0] if items else msg.data)
+        except msgspec.DecodeError:
+            log.error("dropping unreadable task", seq=msg.metadata.sequence.stream)
+            return TERM
+        if items is None:
+            return await self._due(first)
+        return await self._split(items, first.target.url)
+
+    async def _due(self, task: Task) -> Decision:
+        wait_s = task.not_before_s - self._clock()
+        if wait_s > DUE_MARGIN_S:
+            return Nak(wait_s)
+        return await self._run(task)
+
+    async def _run(self, task: Task) -> Decision:
+        limiter, url = self._limiter, task.target.url
+        limiter.redeem(url)
+        if not await limiter.acquire(url, max_waiting=self._queue(url)):
+            return Nak(limiter.overflow_delay_s(url))
+        await self._dispatcher.attempt(task)
+        return ACK
+
+    def _queue(self, url: str) -> int:
+        """An endpoint may queue what it serves within TASK_WAIT_S: a stalled one none, so
+        its tasks do not hold the waiting budget that healthy endpoints' events need."""
+        return self._limiter.inline_queue(url, TASK_WAIT_S)
+
+    async def _split(self, items: list[msgspec.Raw], url: str) -> Decision:
+        """A batch stays one message while its endpoint is saturated. Once it has room, as
+        many tasks as fit go back as single tasks, promised to the endpoint so that other
+        batches do not take the same room, and the rest as a smaller batch."""
+        limiter = self._limiter
+        room = limiter.room(url, self._queue(url))
+        if not room:
+            return Nak(limiter.overflow_delay_s(url, count=len(items)))
+        tasks = [handed_on(decode_task(item)) for item in items]
+        limiter.promise(url, min(room, len(tasks)))
+        await self._dispatcher.requeue(tasks[:room], tasks[room:])
+        return ACK
