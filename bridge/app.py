@@ -15,7 +15,7 @@ from aiohttp import web
 from bridge.admin import server
 from bridge.config.settings import Settings
 from bridge.config.view import redacted
-from bridge.delivery.attempt import Deliverer
+from bridge.delivery.attempt import Sender
 from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, lag
 from bridge.jetstream.bus import Connection, JetStream
@@ -96,16 +96,16 @@ class Bridge:
 
     async def _consume(self, nc: Connection, stopping: asyncio.Event) -> None:
         js = nc.jetstream()
-        deliverer = Deliverer(
+        sender = Sender(
             timeout_s=self.settings.timeout_s,
             pool_size=self.settings.concurrency,
             allow_private_urls=self.settings.allow_private_urls,
             allowed_cidrs=self.settings.allowed_cidrs,
             require_https=self.settings.require_https,
         )
-        await deliverer.start()
+        await sender.start()
         loops = await self._loops(
-            nc, deliverer, event_size_limit(self.settings.max_event_bytes, nc.max_payload)
+            nc, sender, event_size_limit(self.settings.max_event_bytes, nc.max_payload)
         )
         self._bound = True
         self.backend.js = js
@@ -115,10 +115,10 @@ class Bridge:
         finally:
             self._bound = False
             self.backend.js = None
-            await self._shutdown(nc, loops, deliverer)
+            await self._shutdown(nc, loops, sender)
 
     async def _loops(
-        self, nc: Connection, deliverer: Deliverer, max_event_bytes: int
+        self, nc: Connection, sender: Sender, max_event_bytes: int
     ) -> list[ConsumerLoop]:
         """Every collaborator of the handlers is built here and handed in."""
         settings, js = self.settings, nc.jetstream()
@@ -129,7 +129,7 @@ class Bridge:
             origin_limit=settings.origin_limit,
         )
         dispatcher = self._dispatcher = Dispatcher(
-            settings, self.router, deliverer, nc, metrics=self.metrics, limiter=limiter
+            settings, self.router, sender, nc, metrics=self.metrics, limiter=limiter
         )
         jobs = self._jobs = JobWebhooks(
             kv,
@@ -167,14 +167,12 @@ class Bridge:
             if self._jobs is not None:
                 group.create_task(self._jobs.mirror(stopping))
 
-    async def _shutdown(
-        self, nc: Connection, loops: list[ConsumerLoop], deliverer: Deliverer
-    ) -> None:
+    async def _shutdown(self, nc: Connection, loops: list[ConsumerLoop], sender: Sender) -> None:
         log.info("draining", deadline_s=self.settings.shutdown_timeout_s)
         await asyncio.gather(*(loop.drain(self.settings.shutdown_timeout_s) for loop in loops))
         if self._dispatcher is not None:
             await self._dispatcher.flush(LOG_FLUSH_S)
-        await deliverer.close()
+        await sender.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), NATS_CLOSE_S)
         with contextlib.suppress(Exception):

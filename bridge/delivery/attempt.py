@@ -51,7 +51,7 @@ class AttemptResult(msgspec.Struct, frozen=True):
         return round(self.duration_s * 1000)
 
 
-class Deliverer:
+class Sender:
     """Sends requests over a shared pool of keep-alive connections."""
 
     def __init__(

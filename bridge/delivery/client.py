@@ -1,9 +1,9 @@
 """A lean HTTP/1.1 client for webhook POSTs: keep-alive connections per origin, nothing more.
 
-aiohttp's client cost about 60 µs of CPU per request here, a third of a whole delivery (see
-README "Performance"). A webhook POST needs none of its generality: no redirects, cookies,
-proxies, compression or streaming, and only the status line and `Retry-After` of the answer.
-This client writes the request in one buffer and parses the answer with `bridge.delivery.http1`.
+aiohttp's client cost a third of a whole delivery's CPU (docs/performance.md). A webhook POST
+needs none of its generality: no redirects, cookies, proxies, compression or streaming, and
+only the status line and a few headers of the answer. This client writes the request in one
+buffer and parses the answer with `bridge.delivery.http1`.
 
 Connections to names that must be vetted (per-job URLs) are opened to exactly the resolved
 addresses the URL policy accepted, with the name kept for TLS (SNI and certificate checks).

@@ -50,7 +50,7 @@ from nats.js.kv import KeyValue
 from bridge.config.secret import redact_url
 from bridge.config.settings import Settings, nats_tls_context
 from bridge.policy.dead_letter import DLQ_SUBJECT_PREFIX
-from bridge.policy.tasks import Task, batch_message_id, encode_batch, encode_task
+from bridge.policy.tasks import DeliveryTask, batch_message_id, encode_batch, encode_task
 
 LOG_SUBJECT_PREFIX = "greenlight.webhooks.log"
 READ_BATCH = 256
@@ -182,7 +182,7 @@ def _expire(ack: asyncio.Future[PubAck]) -> None:
 
 
 async def publish_task(
-    js: JetStreamContext, settings: Settings, task: Task, patience_s: float
+    js: JetStreamContext, settings: Settings, task: DeliveryTask, patience_s: float
 ) -> None:
     """Queue a delivery task for the tasks consumer (first try, retry or replay)."""
     await publish(js, tasks_subject(settings), encode_task(task), task.message_id, patience_s)
@@ -191,7 +191,7 @@ async def publish_task(
 async def publish_tasks(
     js: JetStreamContext,
     settings: Settings,
-    tasks: list[Task],
+    tasks: list[DeliveryTask],
     payloads: list[bytes],
     patience_s: float,
 ) -> None:

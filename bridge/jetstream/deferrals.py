@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from bridge.policy.tasks import Task, encode_task
+from bridge.policy.tasks import DeliveryTask, encode_task
 
 BATCH_MAX_ITEMS = 256
 BATCH_MAX_BYTES = 256 * 1024
 
-Publish = Callable[[list[Task], list[bytes]], Awaitable[None]]
+Publish = Callable[[list[DeliveryTask], list[bytes]], Awaitable[None]]
 
 
 class _Pending:
@@ -27,7 +27,7 @@ class _Pending:
     __slots__ = ("payloads", "size", "tasks", "waiters")
 
     def __init__(self) -> None:
-        self.tasks: list[Task] = []
+        self.tasks: list[DeliveryTask] = []
         self.payloads: list[bytes] = []
         self.waiters: list[asyncio.Future[None]] = []
         self.size = 0
@@ -57,7 +57,7 @@ class Deferrals:
         self._pending: dict[str, _Pending] = {}
         self._publishing: set[asyncio.Task[None]] = set()
 
-    def submit(self, task: Task) -> asyncio.Future[None]:
+    def submit(self, task: DeliveryTask) -> asyncio.Future[None]:
         payload = encode_task(task)
         pending = self._pending_for(task.target.url, payload)
         pending.tasks.append(task)

@@ -35,7 +35,7 @@ from bridge.jetstream.bus import LOG_SUBJECT_PREFIX
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.policy.dead_letter import Endpoint
-from bridge.policy.tasks import Task, timestamp
+from bridge.policy.tasks import DeliveryTask, timestamp
 
 Result = Literal["delivered", "retry", "dead_letter"]
 ACK_TIMEOUT_S = 10.0
@@ -65,7 +65,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 def entry_for(
-    task: Task, result: AttemptResult, outcome: Result, detail: str | float | None
+    task: DeliveryTask, result: AttemptResult, outcome: Result, detail: str | float | None
 ) -> Entry:
     """The record of attempt `task.attempt`; `detail`: the retry time or the dead-letter reason."""
     target = task.target

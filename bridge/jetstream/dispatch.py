@@ -15,7 +15,7 @@ from nats.aio.client import Client
 
 from bridge import __version__
 from bridge.config.settings import Settings
-from bridge.delivery.attempt import AttemptResult, Deliverer, Request
+from bridge.delivery.attempt import AttemptResult, Request, Sender
 from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, dlq
 from bridge.jetstream.deferrals import BATCH_MAX_BYTES, Deferrals
@@ -27,7 +27,7 @@ from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
 from bridge.policy.routing import Router, host_of
 from bridge.policy.signing import signature_headers
-from bridge.policy.tasks import Attempt, Task, encode_task, timestamp
+from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, timestamp
 
 USER_AGENT = f"webhook-bridge/{__version__}"
 FAILURE_LOG_BURST = 10  # failure lines per endpoint per window; the rest are counted
@@ -49,7 +49,7 @@ class GiveUp(msgspec.Struct, frozen=True):
 Step = Delivered | RetryAt | GiveUp
 
 
-def next_step(task: Task, result: AttemptResult, settings: Settings, now_s: float) -> Step:
+def next_step(task: DeliveryTask, result: AttemptResult, settings: Settings, now_s: float) -> Step:
     """What follows an attempt; `task.attempt` is the attempt that just ran (1-based)."""
     if result.ok:
         return Delivered()
@@ -73,7 +73,7 @@ class Dispatcher:
         self,
         settings: Settings,
         router: Router,
-        deliverer: Deliverer,
+        sender: Sender,
         nc: Client,
         *,
         metrics: Metrics,
@@ -82,7 +82,7 @@ class Dispatcher:
         js = nc.jetstream()
         self._settings = settings
         self._router = router
-        self._deliverer = deliverer
+        self._sender = sender
         self._js = js
         self.metrics = metrics
         self._delivery_log = DeliveryLog(js, nc, metrics)
@@ -95,43 +95,43 @@ class Dispatcher:
         batch_bytes = min(BATCH_MAX_BYTES, nc.max_payload // 2)
         self._deferrals = Deferrals(self._publish_tasks, batch_bytes)
 
-    async def attempt(self, task: Task) -> None:
+    async def attempt(self, task: DeliveryTask) -> None:
         """Attempt with a reserved endpoint slot (released here), then act on the result."""
         result = await self._call(task)
         await self.follow_up(task, result)
 
-    async def _call(self, task: Task) -> AttemptResult:
+    async def _call(self, task: DeliveryTask) -> AttemptResult:
         started_s = time.monotonic()
         try:
             async with self._slots:
                 request = self.prepare(task, int(time.time()))
                 self.metrics.inflight += 1
                 try:
-                    return await self._deliverer.post(request)
+                    return await self._sender.post(request)
                 finally:
                     self.metrics.inflight -= 1
         finally:
             self._limiter.release(task.target.url, time.monotonic() - started_s)
 
-    def defer(self, task: Task) -> asyncio.Future[None]:
+    def defer(self, task: DeliveryTask) -> asyncio.Future[None]:
         """Queue a first attempt for the task consumer while its endpoint is saturated; done
         once stored. Deferrals to one URL in one loop iteration share a batch message."""
         return self._deferrals.submit(task)
 
-    async def requeue(self, singles: list[Task], rest: list[Task]) -> None:
+    async def requeue(self, singles: list[DeliveryTask], rest: list[DeliveryTask]) -> None:
         """Split a batch: `singles` as single tasks, `rest` as a smaller batch."""
         publishing = [self._queue(task) for task in singles]
         if rest:
             publishing.append(self._publish_tasks(rest, [encode_task(task) for task in rest]))
         await asyncio.gather(*publishing)
 
-    async def _queue(self, task: Task) -> None:
+    async def _queue(self, task: DeliveryTask) -> None:
         await bus.publish_task(self._js, self._settings, task, self._patience_s)
 
-    async def _publish_tasks(self, tasks: list[Task], payloads: list[bytes]) -> None:
+    async def _publish_tasks(self, tasks: list[DeliveryTask], payloads: list[bytes]) -> None:
         await bus.publish_tasks(self._js, self._settings, tasks, payloads, self._patience_s)
 
-    def prepare(self, task: Task, now_s: int) -> Request:
+    def prepare(self, task: DeliveryTask, now_s: int) -> Request:
         secrets, extra = self._credentials(task)
         headers = {
             "Content-Type": "application/json",
@@ -143,14 +143,14 @@ class Dispatcher:
         }
         return Request(task.target.url, task.body, headers, task.target.trusted)
 
-    def _credentials(self, task: Task) -> tuple[list[str], dict[str, str]]:
+    def _credentials(self, task: DeliveryTask) -> tuple[list[str], dict[str, str]]:
         hook = self._router.named(task.target.webhook_id) if task.target.webhook_id else None
         if hook is None:
             return [self._settings.secret.reveal()], {}
         secrets = [s.reveal() for s in hook.secrets] or [self._settings.secret.reveal()]
         return secrets, {name: value.reveal() for name, value in hook.headers}
 
-    async def follow_up(self, task: Task, result: AttemptResult) -> None:
+    async def follow_up(self, task: DeliveryTask, result: AttemptResult) -> None:
         step = next_step(task, result, self._settings, time.time())
         await self._record(task, result, step)
         if isinstance(step, RetryAt):
@@ -161,7 +161,7 @@ class Dispatcher:
         else:
             self.metrics.delivered(task.target.endpoint, task.published_at_s)
 
-    async def _record(self, task: Task, result: AttemptResult, step: Step) -> None:
+    async def _record(self, task: DeliveryTask, result: AttemptResult, step: Step) -> None:
         """Metrics, the log line and the delivery log record of the attempt that just ran."""
         self.metrics.attempted(task.target.endpoint, result.outcome, result.duration_s)
         self._attempt_log.write(task, result, step)
@@ -171,7 +171,7 @@ class Dispatcher:
     async def flush(self, timeout_s: float) -> None:
         await self._delivery_log.flush(timeout_s)
 
-    async def dead_letter(self, task: Task, reason: Reason) -> None:
+    async def dead_letter(self, task: DeliveryTask, reason: Reason) -> None:
         await self.publish_dead_letter(from_task(task, reason))
 
     async def publish_dead_letter(self, record: DeadLetter) -> None:
@@ -181,7 +181,9 @@ class Dispatcher:
         self.metrics.dead_lettered(endpoint or None, record.reason)
 
 
-def _with_attempt(task: Task, result: AttemptResult, not_before_s: float = 0.0) -> Task:
+def _with_attempt(
+    task: DeliveryTask, result: AttemptResult, not_before_s: float = 0.0
+) -> DeliveryTask:
     """The task after this attempt: its record in the history, the next attempt number."""
     record = Attempt(
         attempt=task.attempt,
@@ -212,7 +214,7 @@ class AttemptLog:
         self._metrics = metrics
         self._throttle = Throttle(FAILURE_LOG_BURST, FAILURE_LOG_WINDOW_S)
 
-    def write(self, task: Task, result: AttemptResult, step: Step) -> None:
+    def write(self, task: DeliveryTask, result: AttemptResult, step: Step) -> None:
         if result.ok:
             log.info("attempt", **_attempt_fields(task, result, step))
             return
@@ -224,7 +226,7 @@ class AttemptLog:
         log.warning("attempt", **_attempt_fields(task, result, step), **extra)
 
 
-def _attempt_fields(task: Task, result: AttemptResult, step: Step) -> dict[str, object]:
+def _attempt_fields(task: DeliveryTask, result: AttemptResult, step: Step) -> dict[str, object]:
     """`task.attempt` is the attempt that just ran."""
     return {
         "event_id": task.event_id,

@@ -38,7 +38,7 @@ from bridge.policy.dead_letter import (
 )
 from bridge.policy.pacing import Pacer
 from bridge.policy.routing import Router, Target, host_of
-from bridge.policy.tasks import Task, timestamp
+from bridge.policy.tasks import DeliveryTask, timestamp
 
 
 class Stored(msgspec.Struct, frozen=True):
@@ -108,13 +108,15 @@ async def _stored(seq: int, data: bytes, marks: KeyValue) -> Stored:
     return Stored(seq=seq, record=record, replayed_at=replayed_at)
 
 
-def replay_task(stored: Stored, target_of: Callable[[DeadLetter], Target | None]) -> Task | None:
+def replay_task(
+    stored: Stored, target_of: Callable[[DeadLetter], Target | None]
+) -> DeliveryTask | None:
     """The task that re-delivers a dead letter, or None when it names nothing deliverable."""
     record = stored.record
     target = target_of(record)
     if target is None or isinstance(record.payload, msgspec.UnsetType):
         return None
-    return Task(
+    return DeliveryTask(
         delivery_id=record.delivery_id,
         event_id=record.event_id,
         event=record.event or "",
@@ -135,7 +137,7 @@ class Replay(msgspec.Struct, frozen=True):
     """One dead letter and the task that re-delivers it (None: nothing to deliver to)."""
 
     stored: Stored
-    task: Task | None
+    task: DeliveryTask | None
 
 
 async def plan_replay(

@@ -40,7 +40,7 @@ from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted
 from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes
 from bridge.policy.routing import Router, Target, delivery_id
-from bridge.policy.tasks import Task, decode_batch, decode_task, handed_on
+from bridge.policy.tasks import DeliveryTask, decode_batch, decode_task, handed_on
 
 RECORD_HEADROOM_BYTES = 64 * 1024
 INLINE_WAIT_S = 0.25
@@ -133,7 +133,7 @@ class EventHandler:
         with the others for that URL; of the rest, the first runs in this task, so a single
         target (the common case) costs no task, and a fan-out to n costs n - 1."""
         deferred: list[asyncio.Future[None]] = []
-        now: list[Task] = []
+        now: list[DeliveryTask] = []
         for target in targets:
             task = first_task(event, target)
             if self._saturated(target.url):
@@ -149,7 +149,7 @@ class EventHandler:
                 waiter.cancel()
             raise
 
-    async def _attempts(self, tasks: list[Task]) -> None:
+    async def _attempts(self, tasks: list[DeliveryTask]) -> None:
         if not tasks:
             return
         rest = [asyncio.create_task(self._first(task)) for task in tasks[1:]]
@@ -180,7 +180,7 @@ class EventHandler:
         limiter = self._limiter
         return not limiter.has_room(url, limiter.inline_queue(url, INLINE_WAIT_S))
 
-    async def _first(self, task: Task) -> None:
+    async def _first(self, task: DeliveryTask) -> None:
         """Attempt now, or after a short wait for a slot of an endpoint that answers fast
         enough to serve the queue within INLINE_WAIT_S; else defer it as a task. A healthy
         endpoint under a backlog so costs no task round trip, and a slow or hanging one holds
@@ -207,8 +207,8 @@ def event_size_limit(configured_bytes: int, max_payload_bytes: int) -> int:
     return min(configured_bytes, max_payload_bytes - RECORD_HEADROOM_BYTES)
 
 
-def first_task(event: Event, target: Target) -> Task:
-    return Task(
+def first_task(event: Event, target: Target) -> DeliveryTask:
+    return DeliveryTask(
         delivery_id=delivery_id(event.id, target.url),
         event_id=event.id,
         event=event.name,
@@ -254,13 +254,13 @@ class TaskHandler:
             return await self._due(first)
         return await self._split(items, first.target.url)
 
-    async def _due(self, task: Task) -> Decision:
+    async def _due(self, task: DeliveryTask) -> Decision:
         wait_s = task.not_before_s - self._clock()
         if wait_s > DUE_MARGIN_S:
             return Nak(wait_s)
         return await self._run(task)
 
-    async def _run(self, task: Task) -> Decision:
+    async def _run(self, task: DeliveryTask) -> Decision:
         limiter, url = self._limiter, task.target.url
         limiter.redeem(url)
         if not await limiter.acquire(url, max_waiting=self._queue(url)):

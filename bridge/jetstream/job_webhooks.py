@@ -21,21 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
 
 import msgspec
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from bridge.jetstream.bus import NoAnswer, found, nats_errors
 from bridge.observability.logs import log
-from bridge.policy.entries import Admitted, admit
+from bridge.policy.entries import Admitted
+from bridge.policy.job_mirror import Entries, JobMirror
 
 _ENTRIES = msgspec.json.Decoder(list[str])
 WATCH_POLL_S = 1.0
 WATCH_RETRY_S = 5.0
-SWEEP_INTERVAL_S = 60.0
 MIRROR_MAX_JOBS = 100_000
-Entries = tuple[str, ...]
 
 
 def job_key(job_id: str) -> str:
@@ -50,13 +48,13 @@ class JobWebhooks:
         self, kv: KeyValue, ttl_s: float, *, max_entries: int, max_value_bytes: int
     ) -> None:
         self._kv = kv
-        self._ttl_s = ttl_s
-        self._max_entries = max_entries
-        self._max_value_bytes = max_value_bytes
-        self._mirror: dict[str, tuple[float, Entries]] = {}  # key → (expires at, entries)
+        self._mirror = JobMirror(
+            ttl_s,
+            max_entries=max_entries,
+            max_value_bytes=max_value_bytes,
+            max_jobs=MIRROR_MAX_JOBS,
+        )
         self._synced = False
-        self._complete = True  # False once the size cap dropped a job
-        self._next_sweep_s = 0.0
 
     @property
     def synced(self) -> bool:
@@ -65,26 +63,26 @@ class JobWebhooks:
 
     def note(self, job_id: str, entries: Entries) -> None:
         """Add entries seen now to the mirror, before anything awaits (stream order)."""
-        self._add(job_key(job_id), entries, time.time())
+        self._mirror.add(job_key(job_id), entries)
 
     async def remember(self, job_id: str, entries: Entries) -> Admitted:
         """Persist the entries merged with what the bucket holds: the job's entries now, and
         those it could not keep."""
         key = job_key(job_id)
         stored = await self._load(key)
-        merged = self._admit(stored, entries)
+        merged = self._mirror.admit(stored, entries)
         if merged.kept != stored:
             async with nats_errors("cannot remember a job's webhooks"):
                 await self._kv.put(key, msgspec.json.encode(list(merged.kept)))
-        known = self._add(key, merged.kept, time.time())
-        return Admitted(self._forget(key, known, merged.dropped), merged.dropped)
+        known = self._mirror.add(key, merged.kept)
+        return Admitted(self._mirror.forget(key, known, merged.dropped), merged.dropped)
 
     async def recall(self, job_id: str) -> Entries:
         key = job_key(job_id)
-        known = self._known(key)
-        if known or (self._synced and self._complete):
+        known = self._mirror.known(key)
+        if known or (self._synced and self._mirror.complete):
             return known
-        return self._add(key, await self._load(key), time.time())
+        return self._mirror.add(key, await self._load(key))
 
     async def mirror(self, stopping: asyncio.Event) -> None:
         """Follow the bucket until `stopping`; a failed watch is restarted after a pause."""
@@ -108,10 +106,10 @@ class JobWebhooks:
                 if entry is None:  # the bucket's current state has been delivered
                     self._synced = True
                 elif entry.operation in (KV_DEL, KV_PURGE):
-                    self._mirror.pop(entry.key, None)
+                    self._mirror.remove(entry.key)
                 else:
-                    created_s = entry.created.timestamp() if entry.created else time.time()
-                    self._add(entry.key, _decode(entry.value), created_s)
+                    created_s = entry.created.timestamp() if entry.created else None
+                    self._mirror.add(entry.key, _decode(entry.value), created_s)
         finally:
             self._synced = False
             with contextlib.suppress(Exception):
@@ -120,47 +118,6 @@ class JobWebhooks:
     async def _load(self, key: str) -> Entries:
         entry = await found("cannot recall a job's webhooks", self._kv.get(key))
         return () if entry is None else _decode(entry.value)
-
-    def _known(self, key: str) -> Entries:
-        self._sweep()
-        hit = self._mirror.get(key)
-        if hit is None or hit[0] < time.time():
-            return ()
-        return hit[1]
-
-    def _admit(self, known: Entries, entries: Entries) -> Admitted:
-        return admit((*known, *entries), self._max_entries, self._max_value_bytes)
-
-    def _add(self, key: str, entries: Entries, seen_s: float) -> Entries:
-        if not entries:
-            return self._known(key)
-        expires_s, known = self._mirror.get(key, (0.0, ()))
-        merged = self._admit(known, entries).kept
-        self._mirror[key] = (max(expires_s, seen_s + self._ttl_s), merged)
-        if len(self._mirror) > MIRROR_MAX_JOBS:
-            del self._mirror[next(iter(self._mirror))]
-            self._complete = False
-        return merged
-
-    def _forget(self, key: str, known: Entries, dropped: Entries) -> Entries:
-        """Entries the bucket refused leave the mirror too, though an event noted them."""
-        if not dropped or not set(dropped) & set(known):
-            return known
-        kept = tuple(entry for entry in known if entry not in dropped)
-        hit = self._mirror.get(key)
-        if hit is not None:
-            self._mirror[key] = (hit[0], kept)
-        return kept
-
-    def _sweep(self) -> None:
-        """Drop expired jobs now and then (the bucket's TTL removes them without a notice)."""
-        now_s = time.time()
-        if now_s < self._next_sweep_s:
-            return
-        self._next_sweep_s = now_s + SWEEP_INTERVAL_S
-        expired = [key for key, (expires_s, _) in self._mirror.items() if expires_s < now_s]
-        for key in expired:
-            del self._mirror[key]
 
 
 def _decode(value: bytes | None) -> Entries:

@@ -14,7 +14,7 @@ import msgspec
 from bridge.policy.entries import ENTRY_MAX_CHARS
 from bridge.policy.events import Event, InvalidEvent
 from bridge.policy.routing import Source, delivery_id
-from bridge.policy.tasks import Attempt, Task, timestamp
+from bridge.policy.tasks import Attempt, DeliveryTask, timestamp
 
 Reason = Literal[
     "max_retries_exceeded",
@@ -74,7 +74,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     truncated: tuple[str, ...] = ()  # fields cut (payload: left out) to fit in one message
 
 
-def from_task(task: Task, reason: Reason) -> DeadLetter:
+def from_task(task: DeliveryTask, reason: Reason) -> DeadLetter:
     target = task.target
     return DeadLetter(
         delivery_id=task.delivery_id,

@@ -31,7 +31,7 @@ class Attempt(msgspec.Struct, frozen=True):
     outcome: str
 
 
-class Task(msgspec.Struct, frozen=True, kw_only=True):
+class DeliveryTask(msgspec.Struct, frozen=True, kw_only=True):
     """A delivery of one event to one URL; `attempt` numbers the next try (1 = first)."""
 
     delivery_id: str
@@ -57,20 +57,20 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
         return f"{base}:{self.handoffs}" if self.handoffs else base
 
 
-def handed_on(task: Task) -> Task:
+def handed_on(task: DeliveryTask) -> DeliveryTask:
     return msgspec.structs.replace(task, handoffs=task.handoffs + 1)
 
 
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(Task)
+_DECODER = msgspec.msgpack.Decoder(DeliveryTask)
 _BATCH_DECODER = msgspec.msgpack.Decoder(list[msgspec.Raw])
 
 
-def encode_task(task: Task) -> bytes:
+def encode_task(task: DeliveryTask) -> bytes:
     return _ENCODER.encode(task)
 
 
-def decode_task(data: bytes | msgspec.Raw) -> Task:
+def decode_task(data: bytes | msgspec.Raw) -> DeliveryTask:
     """Raises msgspec.DecodeError for bytes that are not a task."""
     return _DECODER.decode(data)
 
@@ -86,7 +86,7 @@ def decode_batch(data: bytes) -> list[msgspec.Raw]:
     return _BATCH_DECODER.decode(data)
 
 
-def batch_message_id(tasks: list[Task]) -> str:
+def batch_message_id(tasks: list[DeliveryTask]) -> str:
     """Nats-Msg-Id of a batch: the same tasks batched again (a redelivered fetch of the same
     events after a crash) add no copy. A split hands each task on with an id of its own."""
     digest = hashlib.sha256("\n".join(task.message_id for task in tasks).encode())

@@ -19,7 +19,7 @@ from bridge.config.settings import Settings, load_settings
 from bridge.jetstream import bus, lag
 from bridge.observability.metrics import Metrics
 from bridge.policy.routing import Target
-from bridge.policy.tasks import Task, decode_batch, decode_task, encode_task
+from bridge.policy.tasks import DeliveryTask, decode_batch, decode_task, encode_task
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,7 +27,7 @@ EVENTS = 400
 CONCURRENCY = 4
 
 
-async def stored_tasks(js: JetStreamContext, settings: Settings) -> tuple[int, list[Task]]:
+async def stored_tasks(js: JetStreamContext, settings: Settings) -> tuple[int, list[DeliveryTask]]:
     """The tasks stream read message by message: (messages, the tasks inside them)."""
     state = (await js.stream_info(settings.tasks_stream)).state
     messages, tasks = 0, []
@@ -70,7 +70,7 @@ async def test_a_hanging_endpoints_backlog_waits_in_batches_and_arrives_once_it_
             return await lag.deliveries_waiting(js, settings) >= EVENTS - 4 * CONCURRENCY
 
         await wait_for(deferred, 30, "the /hang deliveries deferred to the tasks stream")
-        read: list[tuple[int, list[Task]]] = []
+        read: list[tuple[int, list[DeliveryTask]]] = []
 
         async def counted_alike() -> bool:
             # a batch split between the two reads moves tasks between messages: read again
@@ -121,8 +121,8 @@ async def test_a_tasks_stream_made_by_an_older_version_gains_the_batch_subject(
     assert subjects == [bus.tasks_subject(settings), bus.batch_subject(settings)]
 
 
-def _task(url: str, n: int) -> Task:
-    return Task(
+def _task(url: str, n: int) -> DeliveryTask:
+    return DeliveryTask(
         delivery_id=f"d{n}-{url}",
         event_id=f"e{n}",
         event="job.done",

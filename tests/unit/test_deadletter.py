@@ -26,7 +26,7 @@ from bridge.policy.dead_letter import (
 )
 from bridge.policy.events import Event, InvalidEvent
 from bridge.policy.routing import Router, Target, delivery_id
-from bridge.policy.tasks import Attempt, Task
+from bridge.policy.tasks import Attempt, DeliveryTask
 
 ERP_URL = "https://erp.example.com/hooks"
 DEFAULT_URL = "https://default.example.com/hooks"
@@ -44,8 +44,8 @@ TARGETS = {
 }
 
 
-def task(source: str = "named", generation: int = 0) -> Task:
-    return Task(
+def task(source: str = "named", generation: int = 0) -> DeliveryTask:
+    return DeliveryTask(
         delivery_id="dlv_abc",
         event_id="GREENLIGHT_EVENTS-9",
         event="job.completed",

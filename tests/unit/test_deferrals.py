@@ -10,7 +10,7 @@ import pytest
 from bridge.jetstream.deferrals import BATCH_MAX_ITEMS, Deferrals
 from bridge.policy.routing import Target
 from bridge.policy.tasks import (
-    Task,
+    DeliveryTask,
     batch_message_id,
     decode_batch,
     decode_task,
@@ -23,8 +23,8 @@ A = "https://a.example.com/h"
 B = "https://b.example.com/h"
 
 
-def task(url: str, n: int) -> Task:
-    return Task(
+def task(url: str, n: int) -> DeliveryTask:
+    return DeliveryTask(
         delivery_id=f"{url}#{n}",
         event_id=f"e{n}",
         event="job.completed",
@@ -45,7 +45,7 @@ class Publisher:
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def __call__(self, tasks: list[Task], payloads: list[bytes]) -> None:
+    async def __call__(self, tasks: list[DeliveryTask], payloads: list[bytes]) -> None:
         assert [decode_task(p) for p in payloads] == tasks
         await self.gate.wait()
         if self.error is not None:

@@ -8,9 +8,9 @@ from bridge.admin.queries import status_of
 from bridge.delivery.attempt import AttemptResult
 from bridge.jetstream.delivery_log import NO_JOB, Result, entry_for, subject_for, token
 from bridge.policy.routing import Target
-from bridge.policy.tasks import Task
+from bridge.policy.tasks import DeliveryTask
 
-TASK = Task(
+TASK = DeliveryTask(
     delivery_id="dlv_1",
     event_id="GREENLIGHT_EVENTS-7",
     event="job.failed",

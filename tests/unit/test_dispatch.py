@@ -9,7 +9,7 @@ from bridge.delivery.attempt import AttemptResult, Outcome
 from bridge.jetstream.dispatch import Delivered, GiveUp, RetryAt, Step, next_step
 from bridge.jetstream.handlers import RECORD_HEADROOM_BYTES, event_size_limit
 from bridge.policy.routing import Target
-from bridge.policy.tasks import Task
+from bridge.policy.tasks import DeliveryTask
 
 NOW_S = 1_768_386_600.0  # 2026-01-14T10:30:00Z
 SETTINGS = load_settings(
@@ -18,8 +18,8 @@ SETTINGS = load_settings(
 NO_RETRIES = load_settings({"WEBHOOK_MAX_RETRY": "0"})
 
 
-def task(attempt: int) -> Task:
-    return Task(
+def task(attempt: int) -> DeliveryTask:
+    return DeliveryTask(
         delivery_id="dlv_0123",
         event_id="GREENLIGHT_EVENTS-1",
         event="job.completed",

@@ -25,7 +25,7 @@ from bridge.policy.dead_letter import DeadLetter
 from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted, admit
 from bridge.policy.routing import Router, Target
-from bridge.policy.tasks import Task, encode_batch, encode_task
+from bridge.policy.tasks import DeliveryTask, encode_batch, encode_task
 
 NOW_S = 1_768_386_600.0
 DEFAULT = "https://hooks.example.com/default"
@@ -79,7 +79,7 @@ class FakeDispatcher:
         self._refusals = list(refusals)
         self.published: list[Record] = []
 
-    async def attempt(self, task: Task) -> None:
+    async def attempt(self, task: DeliveryTask) -> None:
         self.published.append(("attempt", task.target.url))
         step = next_step(task, self._results.get(task.target.url, OK), SETTINGS, NOW_S)
         if isinstance(step, RetryAt):
@@ -87,13 +87,13 @@ class FakeDispatcher:
         elif isinstance(step, GiveUp):
             self.published.append(("dead_letter", step.reason, task.target.url))
 
-    def defer(self, task: Task) -> asyncio.Future[None]:
+    def defer(self, task: DeliveryTask) -> asyncio.Future[None]:
         self.published.append(("deferred", task.target.url))
         stored = asyncio.get_running_loop().create_future()
         stored.set_result(None)
         return stored
 
-    async def requeue(self, singles: list[Task], rest: list[Task]) -> None:
+    async def requeue(self, singles: list[DeliveryTask], rest: list[DeliveryTask]) -> None:
         self.published.append(("requeued", len(singles), len(rest)))
 
     async def publish_dead_letter(self, record: DeadLetter) -> None:
@@ -367,8 +367,8 @@ async def test_failed_event(
 TASKS = tasks_subject(SETTINGS)
 
 
-def task(attempt: int = 1, not_before_s: float = 0.0, n: int = 0) -> Task:
-    return Task(
+def task(attempt: int = 1, not_before_s: float = 0.0, n: int = 0) -> DeliveryTask:
+    return DeliveryTask(
         delivery_id=f"dlv-{n}",
         event_id=f"evt-{n}",
         event="job.completed",
@@ -382,7 +382,7 @@ def task(attempt: int = 1, not_before_s: float = 0.0, n: int = 0) -> Task:
     )
 
 
-def single(the_task: Task) -> FakeMsg:
+def single(the_task: DeliveryTask) -> FakeMsg:
     return FakeMsg(TASKS, encode_task(the_task))
 
 

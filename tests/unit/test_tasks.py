@@ -1,4 +1,4 @@
-"""Task records: what a stored task carries, its message ids, batches and timestamps."""
+"""DeliveryTask records: what a stored task carries, its message ids, batches and timestamps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bridge.policy.routing import Target
 from bridge.policy.tasks import (
     Attempt,
-    Task,
+    DeliveryTask,
     batch_message_id,
     decode_batch,
     decode_task,
@@ -23,7 +23,7 @@ from bridge.policy.tasks import (
 )
 
 TARGET = Target(url="https://h.example/hook", endpoint="h.example", source="default")
-TASK = Task(
+TASK = DeliveryTask(
     delivery_id="dlv_1",
     event_id="e1",
     event="job.completed",
@@ -98,4 +98,4 @@ def test_timestamp(unix_s: float, text: str) -> None:
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_to_a_task_or_raise_decode_error(data: bytes) -> None:
     with contextlib.suppress(msgspec.DecodeError):
-        assert isinstance(decode_task(data), Task)
+        assert isinstance(decode_task(data), DeliveryTask)

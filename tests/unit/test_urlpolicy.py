@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from harness.receiver import Receiver
 
-from bridge.delivery.attempt import AttemptResult, Deliverer, Request
+from bridge.delivery.attempt import AttemptResult, Request, Sender
 from bridge.delivery.client import Client, ConnectFailed, Resolve
 from bridge.delivery.http1 import Head
 from bridge.policy.urls import (
@@ -500,22 +500,22 @@ async def test_a_plain_connection_error_is_not_a_refusal(
 
 
 async def deliver_to_closed_port(allow_private_urls: bool) -> tuple[AttemptResult, int]:
-    deliverer = Deliverer(
+    sender = Sender(
         timeout_s=TIMEOUT_S, pool_size=4, allow_private_urls=allow_private_urls, require_https=False
     )
     port = closed_port()
-    result = await deliverer.post(Request(f"http://127.0.0.1:{port}/hook", b"{}", {}, False))
-    await deliverer.close()
+    result = await sender.post(Request(f"http://127.0.0.1:{port}/hook", b"{}", {}, False))
+    await sender.close()
     return result, port
 
 
-async def test_the_deliverer_reports_a_refusal_as_blocked(attempts: Attempts) -> None:
+async def test_the_sender_reports_a_refusal_as_blocked(attempts: Attempts) -> None:
     result, _port = await deliver_to_closed_port(allow_private_urls=False)
     assert (result.outcome, result.message) == ("blocked", "127.0.0.1: loopback address")
     assert attempts == []
 
 
-async def test_the_deliverer_reports_a_closed_port_as_a_connection_error(
+async def test_the_sender_reports_a_closed_port_as_a_connection_error(
     attempts: Attempts,
 ) -> None:
     result, port = await deliver_to_closed_port(allow_private_urls=True)
