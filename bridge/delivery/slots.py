@@ -92,7 +92,10 @@ class _Endpoint:
         """No free slot here or at the origin, or others wait for one already:
         `semaphore.locked()` without its walk over the waiters, which a long queue makes
         costly on every call."""
-        return self.waiting > 0 or self.users - self.waiting >= limit or not self.origin.free()
+        origin = self.origin
+        if self.waiting or self.users - self.waiting >= limit:
+            return True
+        return origin.holders + origin.waiting >= origin.limit
 
     def holders(self) -> int:
         return self.users - self.waiting
@@ -126,16 +129,25 @@ class EndpointLimiter:
         every handler), and for at most `timeout_s`; False when the caller should hand the
         work back instead."""
         self._sweep()
-        endpoint = self._endpoint(url)
-        busy = endpoint.busy(self._limit)
-        if busy and not self._may_wait(endpoint, max_waiting):
+        endpoint = self._endpoints.get(url) or self._endpoint(url)
+        if not endpoint.busy(self._limit):  # the common case: both slots free, no suspension
+            endpoint.users += 1
+            await endpoint.semaphore.acquire()
+            await endpoint.origin.semaphore.acquire()
+            endpoint.origin.holders += 1
+            return True
+        if not self._may_wait(endpoint, max_waiting):
             self._forget_if_idle(url, endpoint)
             return False
+        return await self._wait(url, endpoint, timeout_s)
+
+    async def _wait(self, url: str, endpoint: _Endpoint, timeout_s: float | None) -> bool:
+        """Queue for both slots, for at most `timeout_s`."""
         endpoint.users += 1
-        endpoint.waiting += busy
-        self._total_waiting += busy
+        endpoint.waiting += 1
+        self._total_waiting += 1
         try:
-            await _take(endpoint, timeout_s if busy else None)
+            await _take(endpoint, timeout_s)
         except TimeoutError:
             self._leave(url, endpoint)
             return False
@@ -143,8 +155,8 @@ class EndpointLimiter:
             self._leave(url, endpoint)
             raise
         finally:
-            endpoint.waiting -= busy
-            self._total_waiting -= busy
+            endpoint.waiting -= 1
+            self._total_waiting -= 1
         return True
 
     def _endpoint(self, url: str) -> _Endpoint:
@@ -282,8 +294,7 @@ def _promised(endpoint: _Endpoint, now_s: float) -> int:
 
 
 async def _take(endpoint: _Endpoint, timeout_s: float | None) -> None:
-    """Both slots; TimeoutError after `timeout_s` with neither held (no timer when None:
-    the common case)."""
+    """Both slots; TimeoutError after `timeout_s` with neither held."""
     if timeout_s is None:
         await _take_both(endpoint)
         return

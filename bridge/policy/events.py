@@ -9,6 +9,7 @@ event stays routable with the rest.
 
 from __future__ import annotations
 
+import re
 from typing import Literal, TypeVar
 
 import msgspec
@@ -20,6 +21,7 @@ WEBHOOK_KEY = "webhook"
 InvalidReason = Literal["too_large", "not_json", "not_object", "no_name", "bad_field"]
 _TOO_DEEP = "event is nested too deeply to decode"
 _NOT_UTF8 = "event is not valid UTF-8"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no header value may carry these
 _OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 _WEBHOOKS = msgspec.json.Decoder(str | list[str] | None)
@@ -121,7 +123,7 @@ def _event_name(
     name = name.strip()
     if not name:
         raise _Invalid("event has no name (no 'event' field and no subject suffix)", "no_name")
-    if len(name) > 200 or any(ord(c) < 32 or c == "\x7f" for c in name):
+    if len(name) > 200 or _CONTROL.search(name):
         raise _Invalid("event name is too long or has control characters", "bad_field")
     return name
 
