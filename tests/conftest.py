@@ -8,7 +8,9 @@ from pathlib import Path
 
 import nats
 import pytest
+from harness.abuse import AbusiveReceiver
 from harness.bridge import FAST_ENV, Bridges
+from harness.clock import FakeClock
 from harness.nats import NatsServer
 from harness.receiver import Receiver
 from hypothesis import settings
@@ -43,6 +45,21 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def abusive() -> AsyncIterator[AbusiveReceiver]:
+    """A hostile receiver (`harness.abuse`): each path misbehaves in its own way."""
+    server = AbusiveReceiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """For code that takes its clock: moves only when the test sets `now_s`."""
+    return FakeClock()
 
 
 @pytest.fixture

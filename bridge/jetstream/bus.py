@@ -468,12 +468,8 @@ def _stream(
 
 def _events_consumer(settings: Settings) -> ConsumerConfig:
     subjects = list(settings.nats_subjects)
-    return ConsumerConfig(
-        durable_name=settings.nats_durable,
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=settings.effective_ack_wait_s,
-        max_deliver=-1,
+    return _consumer(
+        settings,
         max_ack_pending=max(1000, settings.concurrency * 4),
         filter_subject=subjects[0] if len(subjects) == 1 else None,
         filter_subjects=subjects if len(subjects) > 1 else None,
@@ -481,11 +477,16 @@ def _events_consumer(settings: Settings) -> ConsumerConfig:
 
 
 def _tasks_consumer(settings: Settings) -> ConsumerConfig:
+    return _consumer(settings, max_ack_pending=TASKS_MAX_ACK_PENDING)
+
+
+def _consumer(settings: Settings, **specific: Any) -> ConsumerConfig:
+    """What both durables share: explicit acks from the start, redelivered without end."""
     return ConsumerConfig(
         durable_name=settings.nats_durable,
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
         ack_wait=settings.effective_ack_wait_s,
         max_deliver=-1,
-        max_ack_pending=TASKS_MAX_ACK_PENDING,
+        **specific,
     )

@@ -14,7 +14,6 @@ crossed is sent again on a new connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -61,14 +60,6 @@ STREAMS = [
 # Far more than the receiver's socket buffers hold, far less than it sends in a timeout.
 MAX_SENT_BYTES = 16 * 1024 * 1024
 SPACED_DELIVERIES = 12
-
-
-@pytest.fixture
-async def abusive() -> AsyncIterator[AbusiveReceiver]:
-    server = AbusiveReceiver()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def _by_path(letters: list[Any], abusive: AbusiveReceiver) -> dict[str, list[dict[str, Any]]]:

@@ -256,14 +256,6 @@ async def test_the_status_decides_a_body_that_is_late_or_too_long_costs_the_conn
     assert server.connections == 2
 
 
-@pytest.fixture
-async def abusive() -> AsyncIterator[AbusiveReceiver]:
-    server = AbusiveReceiver()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 # Far more than the receiver's socket buffers can hold, far less than it sends in a timeout.
 MAX_SENT_BYTES = 16 * 1024 * 1024
 

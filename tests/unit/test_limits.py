@@ -6,27 +6,13 @@ import asyncio
 import random
 
 import pytest
+from harness.clock import FakeClock
 
 from bridge.delivery import slots
 from bridge.delivery.slots import MAX_OVERFLOW_DELAY_S, EndpointLimiter
 
 URL = "https://hooks.example.com/h"
 OTHER = "https://other.example.com/h"
-
-
-class Clock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 async def let_waiters_run() -> None:
@@ -156,7 +142,7 @@ def test_overflow_delay_is_capped() -> None:
     ],
 )
 async def test_release_updates_the_duration_estimate(
-    clock: Clock, durations_s: list[float | None], interval_s: float
+    clock: FakeClock, durations_s: list[float | None], interval_s: float
 ) -> None:
     limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 1)  # keeps the endpoint busy, so its state is kept
@@ -166,7 +152,7 @@ async def test_release_updates_the_duration_estimate(
     assert limiter.overflow_delay_s(URL, now_s=clock()) == pytest.approx(interval_s)
 
 
-async def test_slow_endpoint_hits_the_cap(clock: Clock) -> None:
+async def test_slow_endpoint_hits_the_cap(clock: FakeClock) -> None:
     limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     await fill(limiter, OTHER, 2)
@@ -175,7 +161,7 @@ async def test_slow_endpoint_hits_the_cap(clock: Clock) -> None:
     assert limiter.overflow_delay_s(URL, now_s=clock()) == pytest.approx(0.05)
 
 
-async def test_idle_endpoint_is_forgotten(clock: Clock) -> None:
+async def test_idle_endpoint_is_forgotten(clock: FakeClock) -> None:
     limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     await fill(limiter, OTHER, 1)
@@ -187,7 +173,7 @@ async def test_idle_endpoint_is_forgotten(clock: Clock) -> None:
     assert limiter.in_use(URL) == 0
 
 
-async def test_overflowed_endpoint_is_forgotten_once_its_slot_has_passed(clock: Clock) -> None:
+async def test_overflowed_endpoint_is_forgotten_once_its_slot_has_passed(clock: FakeClock) -> None:
     limiter = EndpointLimiter(1, clock=clock)
     await fill(limiter, URL, 1)
     delay_s = limiter.overflow_delay_s(URL, now_s=clock())
@@ -199,7 +185,7 @@ async def test_overflowed_endpoint_is_forgotten_once_its_slot_has_passed(clock: 
     assert limiter._endpoints == {}
 
 
-async def test_overflowed_endpoints_do_not_pile_up(clock: Clock) -> None:
+async def test_overflowed_endpoints_do_not_pile_up(clock: FakeClock) -> None:
     limiter = EndpointLimiter(1, clock=clock)
     for i in range(100):
         url = f"https://job-{i}.example.com/h"
@@ -258,7 +244,7 @@ async def test_waiting_gives_up_after_the_timeout() -> None:
     assert await limiter.acquire(URL, max_waiting=1, timeout_s=0.01)  # free: no wait at all
 
 
-async def test_endpoint_that_finishes_nothing_gets_no_queue(clock: Clock) -> None:
+async def test_endpoint_that_finishes_nothing_gets_no_queue(clock: FakeClock) -> None:
     limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)  # two attempts that hang
     assert limiter.inline_queue(URL, 0.25) == 2  # just started, unmeasured: as many as slots
@@ -276,7 +262,7 @@ def test_overflow_delay_of_a_batch_reserves_a_slot_per_task() -> None:
 
 @pytest.mark.parametrize(("silent_s", "interval_s"), [(0.0, 0.05), (0.05, 0.05), (6.0, 3.0)])
 async def test_an_endpoint_silent_for_a_while_is_spaced_by_that_while(
-    clock: Clock, silent_s: float, interval_s: float
+    clock: FakeClock, silent_s: float, interval_s: float
 ) -> None:
     """A hanging endpoint has not timed out yet: its attempts already took `silent_s`."""
     limiter = EndpointLimiter(2, clock=clock)
@@ -352,7 +338,7 @@ async def test_busy_agrees_with_the_semaphore(seed: int) -> None:
     ],
 )
 async def test_a_release_rescales_the_reserved_backlog_to_the_new_estimate(
-    clock: Clock, silent_s: float, duration_s: float, backlog_s: float
+    clock: FakeClock, silent_s: float, duration_s: float, backlog_s: float
 ) -> None:
     limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
@@ -363,7 +349,7 @@ async def test_a_release_rescales_the_reserved_backlog_to_the_new_estimate(
     assert limiter._endpoints[URL].next_free_s - clock() == pytest.approx(backlog_s)
 
 
-async def test_rescaling_from_a_zero_estimate_does_not_divide_by_zero(clock: Clock) -> None:
+async def test_rescaling_from_a_zero_estimate_does_not_divide_by_zero(clock: FakeClock) -> None:
     limiter = EndpointLimiter(2, clock=clock)
     await fill(limiter, URL, 2)
     limiter.overflow_delay_s(URL, now_s=clock())

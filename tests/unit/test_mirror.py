@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from harness.clock import FakeClock
 
 from bridge.policy.job_mirror import SWEEP_INTERVAL_S, JobMirror
 
 A, B, C = "https://a.example/h", "https://b.example/h", "https://c.example/h"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_s = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-def mirror(clock: Clock, *, max_entries: int = 10, max_jobs: int = 100) -> JobMirror:
+def mirror(clock: FakeClock, *, max_entries: int = 10, max_jobs: int = 100) -> JobMirror:
     return JobMirror(
         60.0, max_entries=max_entries, max_value_bytes=4096, max_jobs=max_jobs, clock=clock
     )
@@ -39,7 +27,7 @@ def mirror(clock: Clock, *, max_entries: int = 10, max_jobs: int = 100) -> JobMi
     ],
 )
 def test_entries_merge_in_order_within_the_cap(
-    clock: Clock, max_entries: int, batches: list[tuple[str, ...]], known: tuple[str, ...]
+    clock: FakeClock, max_entries: int, batches: list[tuple[str, ...]], known: tuple[str, ...]
 ) -> None:
     jobs = mirror(clock, max_entries=max_entries)
     for entries in batches:
@@ -47,7 +35,7 @@ def test_entries_merge_in_order_within_the_cap(
     assert jobs.known("job") == known
 
 
-def test_a_job_expires_a_ttl_after_it_was_last_seen(clock: Clock) -> None:
+def test_a_job_expires_a_ttl_after_it_was_last_seen(clock: FakeClock) -> None:
     jobs = mirror(clock)
     jobs.add("job", (A,))
     clock.now_s += 50
@@ -58,13 +46,13 @@ def test_a_job_expires_a_ttl_after_it_was_last_seen(clock: Clock) -> None:
     assert jobs.known("job") == ()
 
 
-def test_entries_seen_long_ago_are_already_expired(clock: Clock) -> None:
+def test_entries_seen_long_ago_are_already_expired(clock: FakeClock) -> None:
     jobs = mirror(clock)
     jobs.add("job", (A,), seen_s=clock.now_s - 61)
     assert jobs.known("job") == ()
 
 
-def test_expired_jobs_are_swept(clock: Clock) -> None:
+def test_expired_jobs_are_swept(clock: FakeClock) -> None:
     jobs = mirror(clock)
     jobs.add("old", (A,))
     clock.now_s += SWEEP_INTERVAL_S + 61
@@ -73,7 +61,7 @@ def test_expired_jobs_are_swept(clock: Clock) -> None:
     assert "old" not in jobs._jobs
 
 
-def test_past_the_size_cap_the_oldest_goes_and_the_mirror_is_incomplete(clock: Clock) -> None:
+def test_past_the_size_cap_the_oldest_goes_and_the_mirror_is_incomplete(clock: FakeClock) -> None:
     jobs = mirror(clock, max_jobs=2)
     for key in ("j1", "j2"):
         jobs.add(key, (A,))
@@ -91,7 +79,7 @@ def test_past_the_size_cap_the_oldest_goes_and_the_mirror_is_incomplete(clock: C
     ],
 )
 def test_entries_the_bucket_refused_leave_the_mirror(
-    clock: Clock, known: tuple[str, ...], dropped: tuple[str, ...], kept: tuple[str, ...]
+    clock: FakeClock, known: tuple[str, ...], dropped: tuple[str, ...], kept: tuple[str, ...]
 ) -> None:
     jobs = mirror(clock)
     jobs.add("job", known)
@@ -99,7 +87,7 @@ def test_entries_the_bucket_refused_leave_the_mirror(
     assert jobs.known("job") == kept
 
 
-def test_a_deleted_job_is_removed(clock: Clock) -> None:
+def test_a_deleted_job_is_removed(clock: FakeClock) -> None:
     jobs = mirror(clock)
     jobs.add("job", (A,))
     jobs.remove("job")

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from harness.clock import FakeClock
 
 from bridge.policy.pacing import Pacer
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 100.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @pytest.mark.parametrize(
