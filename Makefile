@@ -62,9 +62,9 @@ lock: $(VENV)/.installed
 UPGRADE_VENV ?= $(or $(TMPDIR),/tmp)/webhook-bridge-upgrade-check
 upgrade-check:
 	rm -rf $(UPGRADE_VENV) && $(PYTHON) -m venv $(UPGRADE_VENV)
-	$(UPGRADE_VENV)/bin/pip install --quiet --upgrade pip
+	$(UPGRADE_VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
 	$(UPGRADE_VENV)/bin/pip install --quiet --upgrade -e '.[dev]'
-	@echo "upgrade-check: versions that differ from $(LOCK) (lock < newest):"
+	@echo "upgrade-check: versions that differ from $(LOCK) (locked -> newest allowed):"
 	@$(UPGRADE_VENV)/bin/python tools/lock_drift.py $(LOCK)
 	$(MAKE) --no-print-directory tools BIN=$(UPGRADE_VENV)/bin
 	$(UPGRADE_VENV)/bin/pytest -q

@@ -22,7 +22,7 @@ def main(lock: Path) -> None:
     locked = {canonical(name): version for name, version in PIN.findall(lock.read_text())}
     installed = {canonical(d.metadata["Name"]): d.version for d in distributions()}
     drift = [
-        f"  {name}: {version} < {installed[name]}"
+        f"  {name}: {version} -> {installed[name]}"
         for name, version in sorted(locked.items())
         if name in installed and installed[name] != version
     ]
