@@ -24,13 +24,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 STREAM = "GREENLIGHT_EVENTS"
 TASKS_STREAM = "webhook-bridge-tasks"
+DLQ_STREAM = "GREENLIGHT_WEBHOOKS_DLQ"
 TOTAL = 1500
 BEFORE_KILL = 500  # published before the kill; the rest while the cluster elects a leader
 PUBLISH_PATIENCE_S = 60.0
 RETRIED_EVENTS = 200
 FAILURES = 600  # the first answers of the flaky path are 503, then 200
 BRIDGE_STREAMS = (
-    *(STREAM, TASKS_STREAM, "GREENLIGHT_WEBHOOKS_DLQ", "GREENLIGHT_WEBHOOKS_LOG"),
+    *(STREAM, TASKS_STREAM, DLQ_STREAM, "GREENLIGHT_WEBHOOKS_LOG"),
     *("KV_webhook-bridge-jobs", "KV_webhook-bridge-replays"),
 )
 
@@ -119,6 +120,7 @@ async def test_events_leader_killed_mid_stream_loses_nothing(
         60,
         lambda: f"lost: {len(expected - job_ids(receiver, '/events'))} events never delivered",
     )
+    await cluster.stream_leader(STREAM)  # the restart may have started another election
     async with cluster.client() as nc:
         assert (await nc.jetstream().stream_info(STREAM)).state.messages == TOTAL
     assert await readyz(bridge) == 200
@@ -151,6 +153,7 @@ async def test_tasks_leader_killed_with_retries_pending_loses_nothing(
         90,
         lambda: f"lost: {len(expected - job_ids(receiver, '/flaky', FAILURES))} never got a 200",
     )
+    await cluster.stream_leader(DLQ_STREAM)  # it may have lost its leader with the node
     async with cluster.client() as nc:
         assert await read_dead_letters(nc.jetstream()) == []
     assert await readyz(bridge) == 200
