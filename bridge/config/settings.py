@@ -19,10 +19,38 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from bridge.config.durations import parse_duration_s
 from bridge.config.secret import Secret, redact_url
+from bridge.config.values import (
+    as_bool as _bool,
+)
+from bridge.config.values import (
+    as_list as _list,
+)
+from bridge.config.values import (
+    as_optional as _optional,
+)
+from bridge.config.values import (
+    as_optional_secret as _optional_secret,
+)
+from bridge.config.values import (
+    as_positive_duration as _positive_duration,
+)
+from bridge.config.values import (
+    as_secret as _secret,
+)
+from bridge.config.values import (
+    as_text as _text,
+)
+from bridge.config.values import (
+    check_url as _check_url,
+)
+from bridge.config.values import (
+    int_between as _int_at_least,
+)
+from bridge.config.values import (
+    one_of as _choice,
+)
 from bridge.policy import urls
-from bridge.policy.signing import standard_key
 
 
 class ConfigError(Exception):
@@ -208,16 +236,6 @@ _LEVELS = ("debug", "info", "warning", "error")
 # --- value parsers: each takes the raw value and returns it typed, or raises ValueError ---
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValueError("expected a string")
-    return str(value).strip()
-
-
-def _optional(value: Any) -> str | None:
-    return _text(value) or None
-
-
 def _optional_file(value: Any) -> str | None:
     """A path that must name a readable file now, not at the first connection attempt."""
     path = _optional(value)
@@ -229,62 +247,6 @@ def _optional_file(value: Any) -> str | None:
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
     return path
-
-
-def _secret(value: Any) -> Secret:
-    text = _text(value)
-    if not text:
-        raise ValueError("must not be empty")
-    try:
-        standard_key(text)
-    except ValueError:
-        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
-    return Secret(text)
-
-
-def _optional_secret(value: Any) -> Secret | None:
-    text = _text(value)
-    return Secret(text) if text else None
-
-
-def _duration(value: Any) -> float:
-    return parse_duration_s(_text(value))
-
-
-def _positive_duration(value: Any) -> float:
-    seconds = _duration(value)
-    if seconds <= 0:
-        raise ValueError("must be greater than zero")
-    return seconds
-
-
-def _int_at_least(minimum: int, maximum: int = 2**31) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        try:
-            number = int(_text(value))
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-        if not minimum <= number <= maximum:
-            raise ValueError(f"must be between {minimum} and {maximum}, got {number}")
-        return number
-
-    return parse
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _text(value).lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def _list(value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, list) else _text(value).split(",")
-    return tuple(text for item in items if (text := _text(item)))
 
 
 def _urls(value: Any) -> tuple[str, ...]:
@@ -324,23 +286,6 @@ def _subjects(value: Any) -> tuple[str, ...]:
 
 def _port(value: Any) -> int:
     return _int_at_least(0, 65535)(value)
-
-
-def _choice(*choices: str) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        text = _text(value).lower()
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
-        return text
-
-    return parse
-
-
-def _check_url(url: str) -> None:
-    try:
-        urls.check_url(url, require_https=False)
-    except urls.UrlRefused as refused:
-        raise ValueError(refused.reason) from None
 
 
 def _declared() -> dict[str, tuple[str, Env]]:
