@@ -14,12 +14,12 @@ import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, get_type_hints
-from urllib.parse import urlsplit
 
 import msgspec
 import yaml
 
 from bridge.config.secret import Secret, redact_url
+from bridge.config.values import ConfigError as ConfigError  # what load_settings raises
 from bridge.config.values import (
     as_bool as _bool,
 )
@@ -50,26 +50,8 @@ from bridge.config.values import (
 from bridge.config.values import (
     one_of as _choice,
 )
+from bridge.config.webhooks import NamedWebhook, parse_webhooks
 from bridge.policy import urls
-
-
-class ConfigError(Exception):
-    """A setting is invalid; the message is one line naming where it came from."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
-class NamedWebhook(msgspec.Struct, frozen=True):
-    """A webhook declared in YAML: its own URL, secrets, headers and filters."""
-
-    id: str
-    url: str
-    secrets: tuple[Secret, ...]
-    events: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
-    headers: tuple[tuple[str, Secret], ...] = ()
-    active: bool = True
 
 
 class Env(NamedTuple):
@@ -222,13 +204,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 DEFAULT_SECRET = "secret"
-# Set by the bridge, or would change how the request is framed or routed.
-RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "user-agent", "host", "transfer-encoding"}
-    | {"connection", "keep-alive", "te", "trailer", "upgrade", "expect", "content-encoding"}
-    | {"proxy-authorization", "proxy-connection"}
-)
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -310,7 +285,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     document = _read_yaml(Path(path), env) if path else {}
     where = Path(path).name if path else ""
     values = {field: _pick(name, env, document, where) for name, (field, *_) in FIELDS.items()}
-    webhooks = _webhooks(document.get("webhooks"), where, require_https=values["require_https"])
+    webhooks = parse_webhooks(
+        document.get("webhooks"),
+        where,
+        require_https=values["require_https"],
+        global_ids=values["default_webhooks"],
+    )
     settings = Settings(**values, webhooks=webhooks, config_path=path)
     _check_consistency(settings)
     return settings
@@ -395,108 +375,6 @@ def _interpolate(node: Any, env: Mapping[str, str], where: str) -> Any:
         raise ConfigError(f"{where}: environment variable {name} is not set")
 
     return _VAR.sub(substitute, node)
-
-
-def _webhooks(node: Any, where: str, *, require_https: bool) -> tuple[NamedWebhook, ...]:
-    if node is None:
-        return ()
-    if not isinstance(node, list):
-        raise ConfigError(f"{where}: webhooks: expected a list")
-    hooks = tuple(_webhook(item, f"{where}: webhooks[{i}]") for i, item in enumerate(node))
-    seen: set[str] = set()
-    for i, hook in enumerate(hooks):
-        if hook.id in seen:
-            raise ConfigError(f"{where}: webhooks[{i}].id: duplicate id {hook.id!r}")
-        seen.add(hook.id)
-        if require_https and not hook.url.lower().startswith("https://"):
-            raise ConfigError(f"{where}: webhooks[{i}].url: HTTPS is required")
-    return hooks
-
-
-_WEBHOOK_KEYS = frozenset({"id", "url", "secret", "secrets", "events", "tenants"})
-_WEBHOOK_KEYS |= {"headers", "active"}
-
-
-def _webhook(node: Any, path: str) -> NamedWebhook:
-    if not isinstance(node, dict):
-        raise ConfigError(f"{path}: expected a mapping with id and url")
-    for key in node:
-        if key not in _WEBHOOK_KEYS:
-            raise ConfigError(f"{path}.{key}: unknown key")
-    parsers: dict[str, Callable[[Any], Any]] = {
-        "id": _webhook_id,
-        "url": _webhook_url,
-        "events": _list,
-        "tenants": _list,
-        "headers": _headers,
-        "active": _bool,
-    }
-    fields = {key: _field(node, key, parse, path) for key, parse in parsers.items() if key in node}
-    for required in ("id", "url"):
-        if required not in fields:
-            raise ConfigError(f"{path}.{required}: missing")
-    if "@" in urlsplit(fields["url"]).netloc and any(
-        name.lower() == "authorization" for name, _value in fields.get("headers", ())
-    ):  # the URL's credentials become an Authorization header: there would be two
-        raise ConfigError(f"{path}: credentials in url and an Authorization header; give one")
-    return NamedWebhook(**fields, secrets=_webhook_secrets(node, path))
-
-
-def _field(node: dict[str, Any], key: str, parse: Callable[[Any], Any], path: str) -> Any:
-    try:
-        return parse(node[key])
-    except ValueError as error:
-        raise ConfigError(f"{path}.{key}: {error}") from None
-
-
-def _webhook_id(value: Any) -> str:
-    text = _text(value)
-    if not _ID.match(text):
-        raise ValueError(f"{text!r} may use only letters, digits, '.', '-' and '_'")
-    return text
-
-
-def _webhook_url(value: Any) -> str:
-    url = _text(value)
-    _check_url(url)
-    return url
-
-
-def _webhook_secrets(node: dict[str, Any], path: str) -> tuple[Secret, ...]:
-    """`secret: s` or `secrets: [new, old]` (rotation); empty means WEBHOOK_SECRET."""
-    if "secret" in node and "secrets" in node:
-        raise ConfigError(f"{path}: give either secret or secrets, not both")
-    raw = node.get("secrets", [node["secret"]] if "secret" in node else [])
-    key = "secrets" if "secrets" in node else "secret"
-    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
-        raise ConfigError(f"{path}.{key}: expected a list of strings")
-    return tuple(_field({key: s}, key, _secret, path) for s in raw)
-
-
-def _headers(value: Any) -> tuple[tuple[str, Secret], ...]:
-    if not isinstance(value, dict):
-        raise ValueError("expected a mapping of header names to values")
-    return tuple((_header_name(k), Secret(_header_value(k, v))) for k, v in value.items())
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
-
-
-def _header_name(name: Any) -> str:
-    text = str(name)
-    lowered = text.lower()
-    if not _TOKEN.fullmatch(text):
-        raise ValueError(f"{text[:60]!r} is not a valid header name")
-    if lowered in RESERVED_HEADERS or lowered.startswith(("x-greenlight-", "webhook-")):
-        raise ValueError(f"{text} is set by the bridge and cannot be overridden")
-    return text
-
-
-def _header_value(name: Any, value: Any) -> str:
-    text = _text(value)
-    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in text):
-        raise ValueError(f"{name}: header values may not contain line breaks or control characters")
-    return text
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -13,6 +13,13 @@ from bridge.policy import urls
 from bridge.policy.signing import standard_key
 
 
+class ConfigError(Exception):
+    """A setting is invalid; the message is one line naming where it came from."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
 def as_text(value: Any) -> str:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ValueError("expected a string")

@@ -9,7 +9,8 @@ from typing import Any
 
 from bridge.config.durations import format_duration
 from bridge.config.secret import REDACTED, Secret, redact_url
-from bridge.config.settings import NamedWebhook, Settings
+from bridge.config.settings import Settings
+from bridge.config.webhooks import NamedWebhook
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

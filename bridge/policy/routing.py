@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from bridge.config.settings import NamedWebhook, Settings
+from bridge.config.settings import Settings
+from bridge.config.webhooks import NamedWebhook
 from bridge.policy.events import Event
 
 Source = Literal["named", "default", "job"]
