@@ -24,6 +24,7 @@ Reason = Literal[
     "unknown_webhook",
     "too_many_webhooks",
     "handler_error",
+    "transform_error",
 ]
 
 

@@ -1,14 +1,16 @@
 """Pure routing: an event, the configuration and remembered per-job webhooks → targets.
 
-Targets are the union, de-duplicated by URL and in this order, of `DEFAULT_WEBHOOKS` (named
-webhooks), `DEFAULT_WEBHOOK_URLS`, and the job's own `webhook` entries (each a URL or the id of
-a named webhook). A named webhook receives an event only when it is active and its `events`
-globs and `tenants` match.
+Targets are the union, de-duplicated by URL and in this order, of the global named webhooks
+(`DEFAULT_WEBHOOKS` first, then the other `scope: global` ones, configured before API), the
+`DEFAULT_WEBHOOK_URLS`, and the job's own `webhook` entries (each a URL or the id of a named
+webhook). A named webhook receives an event only when it is active and its `events` globs and
+`tenants` match. Named webhooks come from YAML (fixed) and the admin API (`replace_api`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Literal
 from urllib.parse import urlsplit
@@ -41,44 +43,91 @@ class Route(msgspec.Struct, frozen=True):
 
 
 class Router:
-    """Routes events against one configuration."""
+    """Routes events against the configured webhooks and those of the API, which
+    `replace_api` swaps as they change; each swap starts a fresh index and cache."""
 
     def __init__(self, settings: Settings) -> None:
-        self._named = {hook.id: hook for hook in settings.webhooks}
-        self._defaults = [self._named[i] for i in settings.default_webhooks]
+        self._config = settings.webhooks
+        self._global_order = settings.default_webhooks
         self._default_urls = settings.default_webhook_urls
+        self._index = _Index(self._config, (), self._global_order)
         self._fixed: dict[tuple[str, str | None], tuple[Target, ...]] = {}
+
+    def replace_api(self, hooks: Iterable[NamedWebhook]) -> None:
+        """The API's webhooks now; an id that a configured webhook has is ignored."""
+        taken = {hook.id for hook in self._config}
+        api = tuple(sorted((h for h in hooks if h.id not in taken), key=lambda h: h.id))
+        self._index = _Index(self._config, api, self._global_order)
+        self._fixed = {}
+
+    def webhooks(self) -> tuple[NamedWebhook, ...]:
+        """Every named webhook: the configured ones, then the API's by id."""
+        return tuple(self._index.named.values())
 
     def route(self, event: Event, remembered: tuple[str, ...] = ()) -> Route:
         fixed = self._fixed_targets(event)
         entries = tuple(dict.fromkeys((*event.webhooks, *remembered)))
         if not entries:
             return Route(targets=fixed, unknown_ids=())
+        named = self._index.named
         jobs = [t for e in entries if (t := self._job_target(e, event)) is not None]
-        unknown = tuple(e for e in entries if not is_url(e) and e not in self._named)
+        unknown = tuple(e for e in entries if not is_url(e) and e not in named)
         return Route(targets=_unique([*fixed, *jobs]), unknown_ids=unknown)
 
     def _fixed_targets(self, event: Event) -> tuple[Target, ...]:
-        """The configured targets: the same for every event of one name and tenant, so they
+        """The global targets: the same for every event of one name and tenant, so they
         are worked out once per pair (glob matching and URL parsing cost per event)."""
         key = (event.name, event.tenant_id)
         found = self._fixed.get(key)
         if found is None:
             if len(self._fixed) >= FIXED_ROUTES_CACHED:
                 self._fixed.clear()  # names and tenants come from producers: stay bounded
-            named = [_named_target(h) for h in self._defaults if matches(h, event)]
+            named = [named_target(h) for h in self._index.globals_for(event)]
             urls = [Target(url, host_of(url), "default") for url in self._default_urls]
             found = self._fixed[key] = _unique([*named, *urls])
         return found
 
     def named(self, webhook_id: str) -> NamedWebhook | None:
-        return self._named.get(webhook_id)
+        return self._index.named.get(webhook_id)
 
     def _job_target(self, entry: str, event: Event) -> Target | None:
         if is_url(entry):
             return Target(entry, host_of(entry), "job", trusted=False)
-        hook = self._named.get(entry)
-        return _named_target(hook) if hook and matches(hook, event) else None
+        hook = self._index.named.get(entry)
+        return named_target(hook) if hook and matches(hook, event) else None
+
+
+class _Index:
+    """Named webhooks by id, and the global ones by event name: an event is matched against
+    the webhooks that name it plus those with globs (or no filter), not against all."""
+
+    def __init__(
+        self,
+        config: tuple[NamedWebhook, ...],
+        api: tuple[NamedWebhook, ...],
+        global_order: tuple[str, ...],
+    ) -> None:
+        self.named = {hook.id: hook for hook in (*config, *api)}
+        first = {hook_id: rank for rank, hook_id in enumerate(global_order)}
+        hooks = list(self.named.values())  # DEFAULT_WEBHOOKS first, then as listed
+        ordered = sorted(hooks, key=lambda hook: (first.get(hook.id, len(first)), hooks.index(hook)))
+        globals_ = [hook for hook in ordered if hook.scope == "global"]
+        self._rank = {hook.id: rank for rank, hook in enumerate(globals_)}
+        self._by_name: dict[str, list[NamedWebhook]] = {}
+        wild: list[NamedWebhook] = []
+        for hook in globals_:
+            if hook.events and not any(_is_glob(p) for p in hook.events):
+                for name in hook.events:
+                    self._by_name.setdefault(name, []).append(hook)
+            else:
+                wild.append(hook)
+        self._wild = tuple(wild)
+
+    def globals_for(self, event: Event) -> list[NamedWebhook]:
+        """The global webhooks that want `event`, in their configured order."""
+        candidates = [*self._by_name.get(event.name, ()), *self._wild]
+        wanted = [hook for hook in candidates if matches(hook, event)]
+        return sorted(wanted, key=lambda hook: self._rank[hook.id])
 
 
 def matches(hook: NamedWebhook, event: Event) -> bool:
@@ -88,6 +137,10 @@ def matches(hook: NamedWebhook, event: Event) -> bool:
     if hook.events and not any(fnmatchcase(event.name, p) for p in hook.events):
         return False
     return not hook.tenants or event.tenant_id in hook.tenants
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
 
 
 def is_url(entry: str) -> bool:
@@ -116,5 +169,7 @@ def _unique(targets: list[Target]) -> tuple[Target, ...]:
     return tuple(unique.values())
 
 
-def _named_target(hook: NamedWebhook) -> Target:
-    return Target(hook.url, hook.id, "named", webhook_id=hook.id)
+def named_target(hook: NamedWebhook) -> Target:
+    """API webhooks' URLs came from a client, so they are vetted like per-job URLs."""
+    trusted = hook.source == "config"
+    return Target(hook.url, hook.id, "named", webhook_id=hook.id, trusted=trusted)
