@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +26,7 @@ from bridge.jetstream.consumers import ConsumerLoop
 from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.handlers import EventHandler, TaskHandler, event_size_limit
 from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.policy.routing import Router
@@ -44,10 +48,20 @@ class Bridge:
         self._bound = False
         self._dispatcher: Dispatcher | None = None
         self._jobs: JobWebhooks | None = None
+        self.store: WebhookStore | None = None
         self.http_port = 0
+        self._count_webhooks()
 
     def ready(self) -> bool:
-        return self._connected and self._bound
+        loaded = self.store is not None and self.store.state != "loading"
+        return self._connected and self._bound and loaded
+
+    def _count_webhooks(self) -> None:
+        counts: Counter[tuple[str, bool]] = Counter(
+            (hook.source, hook.active) for hook in self.router.webhooks()
+        )
+        counts["env", True] += len(self.settings.default_webhook_urls)
+        self.metrics.count_webhooks(counts)
 
     def _on_connection(self, connected: bool) -> None:
         self._connected = connected
@@ -123,12 +137,14 @@ class Bridge:
         """Every collaborator of the handlers is built here and handed in."""
         settings, js = self.settings, nc.jetstream()
         kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
+        hooks_kv = await js.key_value(settings.webhooks_bucket)
+        self.store = self.backend.store = WebhookStore(hooks_kv, self.router, self._count_webhooks)
         limiter = EndpointLimiter(
             settings.endpoint_concurrency,
             max_total_waiting=settings.concurrency,
             origin_limit=settings.origin_limit,
         )
-        dispatcher = self._dispatcher = Dispatcher(
+        dispatcher = self._dispatcher = self.backend.dispatcher = Dispatcher(
             settings, self.router, sender, nc, metrics=self.metrics, limiter=limiter
         )
         jobs = self._jobs = JobWebhooks(
@@ -161,6 +177,9 @@ class Bridge:
     ) -> None:
         ack_wait_s = self.settings.effective_ack_wait_s
         async with asyncio.TaskGroup() as group:
+            if self.store is not None:  # no event before the API's webhooks are known
+                group.create_task(self.store.follow(stopping))
+                await _first_of(self.store.loaded.wait(), stopping.wait())
             for loop in loops:
                 group.create_task(loop.run(stopping, ack_wait_s))
             group.create_task(lag.watch(js, self.settings, self.metrics, stopping))
@@ -177,6 +196,15 @@ class Bridge:
             await asyncio.wait_for(nc.drain(), NATS_CLOSE_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), NATS_CLOSE_S)
+
+
+async def _first_of(*waits: Coroutine[Any, Any, object]) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _warn_about_defaults(settings: Settings) -> None:

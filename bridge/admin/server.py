@@ -19,7 +19,9 @@ from bridge.admin.responses import MAX_LIMIT, Error, ReplayRequest, Status
 from bridge.config.durations import parse_duration_s
 from bridge.config.settings import Settings
 from bridge.jetstream.bus import BusError, JetStream, nats_errors
+from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.dlq import Filter
+from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.metrics import Metrics
 from bridge.policy.routing import Router
 
@@ -42,6 +44,8 @@ class Backend:
         self.router = router
         self.metrics = metrics
         self.js: JetStream | None = None
+        self.store: WebhookStore | None = None  # set once connected, like `js`
+        self.dispatcher: Dispatcher | None = None
 
 
 def build_app(backend: Backend, ready: Readiness) -> web.Application:

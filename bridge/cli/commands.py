@@ -18,7 +18,8 @@ from bridge.app import Bridge
 from bridge.cli import terminal
 from bridge.cli.demo import run_demo
 from bridge.config.durations import parse_duration_s
-from bridge.config.settings import ConfigError, Settings
+from bridge.config.settings import Settings
+from bridge.config.values import ConfigError
 from bridge.config.view import redacted
 from bridge.jetstream import bus, dlq
 from bridge.jetstream.bus import Connection

@@ -16,7 +16,8 @@ from typing import Any
 
 from bridge import __version__
 from bridge.cli import commands, usage, workers
-from bridge.config.settings import ConfigError, Settings, load_settings
+from bridge.config.settings import Settings, load_settings
+from bridge.config.values import ConfigError
 from bridge.jetstream.bus import BusError
 from bridge.jetstream.embedded import EmbeddedError
 from bridge.observability.logs import configure_logging

@@ -20,7 +20,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from bridge.config.settings import ConfigError, Settings
+from bridge.config.settings import Settings
+from bridge.config.values import ConfigError
 from bridge.jetstream.embedded import EmbeddedNats, embedded_port
 from bridge.observability.logs import log
 

@@ -19,7 +19,7 @@ import msgspec
 import yaml
 
 from bridge.config.secret import Secret, redact_url
-from bridge.config.values import ConfigError as ConfigError  # what load_settings raises
+from bridge.config.values import ConfigError
 from bridge.config.values import (
     as_bool as _bool,
 )
@@ -164,6 +164,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """`debug`, `info`, `warning` or `error`"""
     log_format: Annotated[str, Env("LOG_FORMAT", "json", _choice("json", "console"))]
     """`json` or `console`"""
+    secret_rotation_grace_s: Annotated[
+        float, Env("WEBHOOK_SECRET_ROTATION_GRACE", "24h", _positive_duration)
+    ]
+    """after `POST /webhooks/{id}/secret/rotate`, how long the previous secret keeps signing
+    beside the new one"""
     shutdown_timeout_s: Annotated[float, Env("SHUTDOWN_TIMEOUT", "20s", _positive_duration)]
     """after SIGTERM, how long in-flight attempts may finish"""
     webhooks: tuple[NamedWebhook, ...]
@@ -182,6 +187,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def jobs_bucket(self) -> str:
         """KV bucket remembering per-job webhooks by job id."""
         return f"{self.nats_durable}-jobs"
+
+    @property
+    def webhooks_bucket(self) -> str:
+        """KV bucket of the webhooks created through the admin API, one key per id."""
+        return f"{self.nats_durable}-webhooks"
 
     @property
     def replays_bucket(self) -> str:

@@ -16,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from bridge.config.secret import redact_url
-from bridge.delivery.client import Client, ConnectFailed, Disconnected
+from bridge.delivery.client import Client, ConnectFailed, Disconnected, parse_url, system_resolve
 from bridge.delivery.http1 import ResponseError
 from bridge.policy import urls
 
@@ -31,6 +31,7 @@ class Request(msgspec.Struct, frozen=True):
     body: bytes
     headers: dict[str, str]
     trusted: bool
+    timeout_s: float | None = None  # the webhook's own, else WEBHOOK_TIMEOUT
 
 
 class AttemptResult(msgspec.Struct, frozen=True):
@@ -77,6 +78,7 @@ class Sender:
 
     async def post(self, request: Request) -> AttemptResult:
         started = time.monotonic()
+        timeout_s = request.timeout_s or self._timeout_s
         try:
             if not request.trusted:
                 urls.check_url(request.url, require_https=self._require_https)
@@ -85,10 +87,10 @@ class Sender:
                 request.body,
                 request.headers,
                 vetted=self._vet and not request.trusted,
-                timeout_s=self._timeout_s,
+                timeout_s=timeout_s,
             )
         except Exception as error:
-            return _failure(error, time.monotonic() - started, self._timeout_s)
+            return _failure(error, time.monotonic() - started, timeout_s)
         duration_s = time.monotonic() - started
         status = head.status
         if 200 <= status < 300:
@@ -96,6 +98,26 @@ class Sender:
         message = f"unexpected status code: {status}"
         retry_after = head.retry_after if status in _RETRY_AFTER_STATUSES else None
         return AttemptResult("http_error", status, message, duration_s, retry_after)
+
+
+async def url_refusal(
+    url: str, *, require_https: bool, allow_private: bool, allowed_cidrs: tuple[str, ...]
+) -> str | None:
+    """Why a URL given through the admin API is refused now, or None (SPEC §9). Deliveries
+    vet it again: a name that does not resolve yet is let through to be vetted then."""
+    try:
+        urls.check_url(url, require_https=require_https)
+        if allow_private:
+            return None
+        parsed = parse_url(url)
+        try:
+            addresses = await system_resolve(parsed.host, parsed.port)
+        except OSError:
+            return None
+        urls.AddressPolicy(allowed_cidrs).vet_all(parsed.host, addresses)
+    except urls.UrlRefused as refused:
+        return refused.reason
+    return None
 
 
 def _failure(error: Exception, duration_s: float, timeout_s: float) -> AttemptResult:

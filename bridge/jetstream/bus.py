@@ -87,6 +87,10 @@ class NotFound(BusError):
     """NATS has no such stream, consumer, message or key."""
 
 
+class Conflict(BusError):
+    """A compare-and-set lost: the key has another revision than the one expected."""
+
+
 class NoAnswer(BusError):
     """Nothing arrived in time: an empty fetch, a quiet watch, an unanswered request."""
 
@@ -116,6 +120,8 @@ async def nats_errors(action: str) -> AsyncIterator[None]:
             raise NoAnswer(message) from error
         if isinstance(error, nats.js.errors.NotFoundError):
             raise NotFound(message, refused=True) from error
+        if _wrong_revision(error):
+            raise Conflict(message, refused=True) from error
         raise BusError(message, refused=_refused(error)) from error
 
 
@@ -134,6 +140,16 @@ def _detail(error: BaseException) -> str:
         # nats-py's own text reads "code=None err_code=None description='None'"
         return "JetStream unavailable (no leader: a cluster election?)"
     return str(error).strip() or type(error).__name__
+
+
+def _wrong_revision(error: Exception) -> bool:
+    """nats-py says so for KV updates, and only by the API's code for a KV delete."""
+    if isinstance(error, nats.js.errors.KeyWrongLastSequenceError):
+        return True
+    return isinstance(error, nats.js.errors.APIError) and error.err_code in _WRONG_LAST_SEQUENCE
+
+
+_WRONG_LAST_SEQUENCE = (10071, 10164)  # JSStreamWrongLastSequence(Constant)Err
 
 
 def _refused(error: Exception) -> bool:
@@ -383,6 +399,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await _ensure_consumer(js, settings.tasks_stream, _tasks_consumer(settings))
         await ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s, replicas)
         await ensure_bucket(js, settings.replays_bucket, settings.dlq_max_age_s, replicas)
+        await ensure_bucket(js, settings.webhooks_bucket, 0, replicas)
 
 
 async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float, replicas: int) -> KeyValue:

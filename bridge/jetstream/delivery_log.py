@@ -37,7 +37,7 @@ from bridge.observability.metrics import Metrics
 from bridge.policy.dead_letter import Endpoint
 from bridge.policy.tasks import DeliveryTask, timestamp
 
-Result = Literal["delivered", "retry", "dead_letter"]
+Result = Literal["delivered", "retry", "dead_letter", "tested"]
 ACK_TIMEOUT_S = 10.0
 # below nats-py's publish_async permits (4000), so a publish never waits for one
 MAX_OUTSTANDING = 3000

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 
 from bridge import __version__
 from bridge.config.settings import Settings
+from bridge.config.webhooks import NamedWebhook
 from bridge.delivery.attempt import AttemptResult, Request, Sender
 from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, dlq
@@ -25,7 +26,7 @@ from bridge.observability.metrics import Metrics
 from bridge.observability.throttle import Throttle
 from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
-from bridge.policy.routing import Router, host_of
+from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, timestamp
 
@@ -49,15 +50,22 @@ class GiveUp(msgspec.Struct, frozen=True):
 Step = Delivered | RetryAt | GiveUp
 
 
-def next_step(task: DeliveryTask, result: AttemptResult, settings: Settings, now_s: float) -> Step:
-    """What follows an attempt; `task.attempt` is the attempt that just ran (1-based)."""
+def next_step(
+    task: DeliveryTask,
+    result: AttemptResult,
+    settings: Settings,
+    now_s: float,
+    max_retry: int | None = None,
+) -> Step:
+    """What follows an attempt; `task.attempt` is the attempt that just ran (1-based).
+    `max_retry` is the webhook's own, when it overrides WEBHOOK_MAX_RETRY."""
     if result.ok:
         return Delivered()
     if result.outcome == "blocked":
         return GiveUp("blocked_url")
     if result.status_code == 410:
         return GiveUp("gone")
-    if task.attempt > settings.max_retry:
+    if task.attempt > (settings.max_retry if max_retry is None else max_retry):
         return GiveUp("max_retries_exceeded")
     retry_after_s = retry.parse_retry_after(result.retry_after, now_s)
     delay_s = retry.retry_delay_s(
@@ -131,8 +139,17 @@ class Dispatcher:
     async def _publish_tasks(self, tasks: list[DeliveryTask], payloads: list[bytes]) -> None:
         await bus.publish_tasks(self._js, self._settings, tasks, payloads, self._patience_s)
 
+    def webhook(self, task: DeliveryTask) -> NamedWebhook | None:
+        """The named webhook of the task as it is configured now."""
+        webhook_id = task.target.webhook_id
+        return None if webhook_id is None else self._router.named(webhook_id)
+
+    def standing(self, task: DeliveryTask) -> Standing:
+        return standing(task.target, self.webhook(task))
+
     def prepare(self, task: DeliveryTask, now_s: int) -> Request:
-        secrets, extra = self._credentials(task)
+        hook = self.webhook(task)
+        secrets, extra = self._credentials(hook, now_s)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -141,17 +158,31 @@ class Dispatcher:
             **extra,
             **signature_headers(secrets, task.delivery_id, now_s, task.body),
         }
-        return Request(task.target.url, task.body, headers, task.target.trusted)
+        timeout_s = hook.timeout_s if hook else None
+        return Request(task.target.url, task.body, headers, task.target.trusted, timeout_s)
 
-    def _credentials(self, task: DeliveryTask) -> tuple[list[str], dict[str, str]]:
-        hook = self._router.named(task.target.webhook_id) if task.target.webhook_id else None
+    def _credentials(
+        self, hook: NamedWebhook | None, now_s: float
+    ) -> tuple[list[str], dict[str, str]]:
+        default = [self._settings.secret.reveal()]
         if hook is None:
-            return [self._settings.secret.reveal()], {}
-        secrets = [s.reveal() for s in hook.secrets] or [self._settings.secret.reveal()]
+            return default, {}
+        secrets = [s.reveal() for s in hook.signing_secrets(now_s)] or default
         return secrets, {name: value.reveal() for name, value in hook.headers}
 
+    async def send_test(self, task: DeliveryTask) -> AttemptResult:
+        """One attempt and no follow-up (`POST /webhooks/{id}/test`): metrics, a log line and
+        a delivery-log record, no retry and no dead letter."""
+        result = await self._sender.post(self.prepare(task, int(time.time())))
+        self.metrics.attempted(task.target.endpoint, result.outcome, result.duration_s)
+        log.info("test attempt", **_attempt_fields(task, result, None))
+        await self._delivery_log.write(task.target.url, entry_for(task, result, "tested", None))
+        return result
+
     async def follow_up(self, task: DeliveryTask, result: AttemptResult) -> None:
-        step = next_step(task, result, self._settings, time.time())
+        hook = self.webhook(task)
+        max_retry = hook.max_retry if hook else None
+        step = next_step(task, result, self._settings, time.time(), max_retry)
         await self._record(task, result, step)
         if isinstance(step, RetryAt):
             self.metrics.retry_scheduled(task.target.endpoint)
@@ -226,7 +257,9 @@ class AttemptLog:
         log.warning("attempt", **_attempt_fields(task, result, step), **extra)
 
 
-def _attempt_fields(task: DeliveryTask, result: AttemptResult, step: Step) -> dict[str, object]:
+def _attempt_fields(
+    task: DeliveryTask, result: AttemptResult, step: Step | None
+) -> dict[str, object]:
     """`task.attempt` is the attempt that just ran."""
     return {
         "event_id": task.event_id,
@@ -243,7 +276,9 @@ def _attempt_fields(task: DeliveryTask, result: AttemptResult, step: Step) -> di
     }
 
 
-def _describe(step: Step) -> str:
+def _describe(step: Step | None) -> str:
+    if step is None:
+        return "none (a test)"
     if isinstance(step, RetryAt):
         return f"retry in {max(0.0, step.not_before_s - time.time()):.1f}s"
     if isinstance(step, GiveUp):

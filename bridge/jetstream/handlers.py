@@ -35,7 +35,7 @@ from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.job_webhooks import JobWebhooks
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
-from bridge.policy import dead_letter
+from bridge.policy import dead_letter, transform
 from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted
 from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes
@@ -46,6 +46,7 @@ RECORD_HEADROOM_BYTES = 64 * 1024
 INLINE_WAIT_S = 0.25
 TASK_WAIT_S = 1.0
 UNKNOWN_TASK_DELAY_S = 60.0
+PAUSED_RECHECK_S = 5.0  # a paused webhook's waiting deliveries look again this often
 LEAVE_FOR_NEWER = Nak(UNKNOWN_TASK_DELAY_S)
 DUE_MARGIN_S = 0.01  # a task due this soon runs now
 
@@ -136,6 +137,11 @@ class EventHandler:
         now: list[DeliveryTask] = []
         for target in targets:
             task = first_task(event, target)
+            if target.webhook_id is not None:
+                shaped = await self._shaped(task)
+                if shaped is None:
+                    continue
+                task = shaped
             if self._saturated(target.url):
                 deferred.append(self._dispatcher.defer(task))
             else:
@@ -148,6 +154,21 @@ class EventHandler:
             for waiter in deferred:
                 waiter.cancel()
             raise
+
+    async def _shaped(self, task: DeliveryTask) -> DeliveryTask | None:
+        """The task with its webhook's transform applied, or None once dead-lettered."""
+        hook = self._dispatcher.webhook(task)
+        if hook is None or hook.transform is None:
+            return task
+        try:
+            body = transform.apply(hook.transform, task.body)
+        except transform.TransformFailed as failed:
+            record = dead_letter.from_task(task, "transform_error")
+            await self._dispatcher.publish_dead_letter(
+                msgspec.structs.replace(record, error=str(failed))
+            )
+            return None
+        return msgspec.structs.replace(task, body=body)
 
     async def _attempts(self, tasks: list[DeliveryTask]) -> None:
         if not tasks:
@@ -261,6 +282,14 @@ class TaskHandler:
         return await self._run(task)
 
     async def _run(self, task: DeliveryTask) -> Decision:
+        standing = self._dispatcher.standing(task)
+        if standing == "paused":
+            return Nak(PAUSED_RECHECK_S)
+        if standing == "gone":
+            log.warning("webhook deleted: delivery dead-lettered", delivery_id=task.delivery_id)
+            record = dead_letter.from_task(task, "unknown_webhook")
+            await self._dispatcher.publish_dead_letter(record)
+            return ACK
         limiter, url = self._limiter, task.target.url
         limiter.redeem(url)
         if not await limiter.acquire(url, max_waiting=self._queue(url)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,6 +16,7 @@ PREFIX = "webhook_bridge_"
 MAX_ENDPOINT_LABELS = 200
 MAX_EVENT_LABELS = 200
 OTHER_LABEL = "other"
+WEBHOOK_SOURCES = ("config", "api", "env")
 EVENT_TO_DELIVERY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
@@ -58,6 +60,9 @@ class Metrics:
             "From publish to the 2xx",
             registry=self.registry,
             buckets=EVENT_TO_DELIVERY_BUCKETS_S,
+        )
+        self.webhooks = self._gauge(
+            "webhooks", "Webhooks by source (config, api, env) and state", "source", "active"
         )
         self.inflight = 0  # read at scrape time: a gauge's inc/dec take a lock each
         self._gauge("inflight_deliveries", "HTTP attempts in flight").set_function(
@@ -126,6 +131,13 @@ class Metrics:
             label = self.endpoint_label(endpoint)
             self.deliveries.labels(endpoint=label, result="dead_lettered").inc()
         self.dead_letters.labels(reason=reason).inc()
+
+    def count_webhooks(self, counts: Mapping[tuple[str, bool], int]) -> None:
+        """Set the webhook counts; (source, active) pairs not given are 0."""
+        for source in WEBHOOK_SOURCES:
+            for active in (True, False):
+                value = counts.get((source, active), 0)
+                self.webhooks.labels(source=source, active=str(active).lower()).set(value)
 
     def _zeroes(self) -> None:
         """Known label values start at 0, so the first increase() of each is exact."""

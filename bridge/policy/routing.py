@@ -22,6 +22,7 @@ from bridge.config.webhooks import NamedWebhook
 from bridge.policy.events import Event
 
 Source = Literal["named", "default", "job"]
+Standing = Literal["go", "paused", "gone"]
 FIXED_ROUTES_CACHED = 4096
 
 
@@ -110,7 +111,9 @@ class _Index:
         self.named = {hook.id: hook for hook in (*config, *api)}
         first = {hook_id: rank for rank, hook_id in enumerate(global_order)}
         hooks = list(self.named.values())  # DEFAULT_WEBHOOKS first, then as listed
-        ordered = sorted(hooks, key=lambda hook: (first.get(hook.id, len(first)), hooks.index(hook)))
+        ordered = sorted(
+            hooks, key=lambda hook: (first.get(hook.id, len(first)), hooks.index(hook))
+        )
         globals_ = [hook for hook in ordered if hook.scope == "global"]
         self._rank = {hook.id: rank for rank, hook in enumerate(globals_)}
         self._by_name: dict[str, list[NamedWebhook]] = {}
@@ -137,6 +140,16 @@ def matches(hook: NamedWebhook, event: Event) -> bool:
     if hook.events and not any(fnmatchcase(event.name, p) for p in hook.events):
         return False
     return not hook.tenants or event.tenant_id in hook.tenants
+
+
+def standing(target: Target, hook: NamedWebhook | None) -> Standing:
+    """Whether a waiting delivery may go, given its named webhook as configured now (None: no
+    longer exists): it may have been paused or deleted since the delivery was queued."""
+    if target.webhook_id is None:
+        return "go"
+    if hook is None:
+        return "gone"
+    return "go" if hook.active else "paused"
 
 
 def _is_glob(pattern: str) -> bool:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from bridge.config.secret import Secret
-from bridge.config.settings import ConfigError, NamedWebhook, Settings, load_settings
+from bridge.config.settings import NamedWebhook, Settings, load_settings
+from bridge.config.values import ConfigError
 
 
 def write_yaml(tmp_path: Path, text: str) -> str:

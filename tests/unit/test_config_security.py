@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from harness.tls import make_tls_files
 
-from bridge.config.settings import ConfigError, Settings, load_settings, nats_tls_context
+from bridge.config.settings import Settings, load_settings, nats_tls_context
+from bridge.config.values import ConfigError
 
 
 def load_yaml(tmp_path: Path, text: str, **env: str) -> Settings:

@@ -15,16 +15,22 @@ import msgspec
 import pytest
 
 from bridge.config.settings import load_settings
+from bridge.config.webhooks import NamedWebhook
 from bridge.delivery.attempt import AttemptResult
 from bridge.jetstream.bus import BusError, batch_subject, tasks_subject
 from bridge.jetstream.dispatch import GiveUp, RetryAt, next_step
 from bridge.jetstream.failures import HAND_BACK
-from bridge.jetstream.handlers import LEAVE_FOR_NEWER, EventHandler, TaskHandler
+from bridge.jetstream.handlers import (
+    LEAVE_FOR_NEWER,
+    PAUSED_RECHECK_S,
+    EventHandler,
+    TaskHandler,
+)
 from bridge.observability.metrics import Metrics
 from bridge.policy.dead_letter import DeadLetter
 from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted, admit
-from bridge.policy.routing import Router, Target
+from bridge.policy.routing import Router, Standing, Target, standing
 from bridge.policy.tasks import DeliveryTask, encode_batch, encode_task
 
 NOW_S = 1_768_386_600.0
@@ -47,6 +53,12 @@ GONE = AttemptResult("http_error", 410, "HTTP 410", 0.01, None)
 OUTAGE = BusError("cannot publish: nats: connection closed")
 REFUSED = BusError("cannot publish: maximum payload exceeded", refused=True)
 Record = tuple[object, ...]
+HOOK_URL = "https://crm.example.com/hook"
+SHAPED = NamedWebhook(
+    id="crm", url=HOOK_URL, scope="global", source="api", transform="{job: job_id, what: event}"
+)
+BROKEN = NamedWebhook(id="crm", url=HOOK_URL, scope="global", source="api", transform="abs(job_id)")
+PAUSED = NamedWebhook(id="crm", url=HOOK_URL, source="api", active=False)
 
 
 # --- fakes: what the handlers are given instead of NATS, HTTP and the clock ---
@@ -73,14 +85,24 @@ class FakeDispatcher:
     every record it would publish is noted in `published`, in order."""
 
     def __init__(
-        self, results: dict[str, AttemptResult], refusals: Iterable[Exception] = ()
+        self, results: dict[str, AttemptResult], router: Router, refusals: Iterable[Exception] = ()
     ) -> None:
         self._results = results
+        self._router = router
         self._refusals = list(refusals)
         self.published: list[Record] = []
+        self.bodies: list[bytes] = []
+
+    def webhook(self, task: DeliveryTask) -> NamedWebhook | None:
+        webhook_id = task.target.webhook_id
+        return None if webhook_id is None else self._router.named(webhook_id)
+
+    def standing(self, task: DeliveryTask) -> Standing:
+        return standing(task.target, self.webhook(task))
 
     async def attempt(self, task: DeliveryTask) -> None:
         self.published.append(("attempt", task.target.url))
+        self.bodies.append(task.body)
         step = next_step(task, self._results.get(task.target.url, OK), SETTINGS, NOW_S)
         if isinstance(step, RetryAt):
             self.published.append(("task", task.target.url, task.attempt + 1))
@@ -165,9 +187,12 @@ class World:
     room: int = 0
     jobs: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     refusals: tuple[Exception, ...] = ()
+    webhooks: tuple[NamedWebhook, ...] = ()
 
     def __post_init__(self) -> None:
-        self.dispatcher = FakeDispatcher(self.results, self.refusals)
+        self.router = Router(SETTINGS)
+        self.router.replace_api(self.webhooks)
+        self.dispatcher = FakeDispatcher(self.results, self.router, self.refusals)
         self.limiter = FakeLimiter(self.saturated, self.room)
 
     def event_handler(self) -> EventHandler:
@@ -175,7 +200,7 @@ class World:
         jobs, dispatcher, limiter = fakes
         return EventHandler(
             SETTINGS,
-            router=Router(SETTINGS),
+            router=self.router,
             jobs=jobs,
             dispatcher=dispatcher,
             limiter=limiter,
@@ -296,6 +321,27 @@ PLAIN = event(event="job.completed", job_id="j-1")
             [("attempt", DEFAULT), ("attempt", JOB_A)],
             id="job-webhook-recalled",
         ),
+        pytest.param(
+            PLAIN,
+            World(webhooks=(SHAPED,)),
+            ACK,
+            [("attempt", HOOK_URL), ("attempt", DEFAULT)],
+            id="global-api-webhook",
+        ),
+        pytest.param(
+            PLAIN,
+            World(webhooks=(BROKEN,)),
+            ACK,
+            [("dead_letter", "transform_error", "crm"), ("attempt", DEFAULT)],
+            id="transform-fails-on-this-event",
+        ),
+        pytest.param(
+            event(event="job.completed", job_id="j-1", webhook="crm"),
+            World(webhooks=(PAUSED,)),
+            ACK,
+            [("attempt", DEFAULT)],
+            id="paused-webhook-named-by-the-event",
+        ),
     ],
 )
 async def test_event(
@@ -362,9 +408,22 @@ async def test_failed_event(
     assert world.dispatcher.published == published
 
 
+async def test_the_transform_output_is_the_body_attempted() -> None:
+    world = World(webhooks=(SHAPED,))
+    handled: Any = PLAIN
+    await world.event_handler()(handled)
+    assert world.dispatcher.bodies[0] == b'{"job":"j-1","what":"job.completed"}'
+
+
 # --- tasks ---
 
 TASKS = tasks_subject(SETTINGS)
+PAUSED_WAIT = Nak(PAUSED_RECHECK_S)
+
+
+def named_task() -> DeliveryTask:
+    target = Target(HOOK_URL, "crm", "named", webhook_id="crm", trusted=False)
+    return msgspec.structs.replace(task(), target=target)
 
 
 def task(attempt: int = 1, not_before_s: float = 0.0, n: int = 0) -> DeliveryTask:
@@ -395,6 +454,21 @@ def batch(count: int) -> FakeMsg:
     ("msg", "world", "decision", "published"),
     [
         pytest.param(single(task()), World(), ACK, [("attempt", DEFAULT)], id="due-delivered"),
+        pytest.param(single(named_task()), World(webhooks=(PAUSED,)), PAUSED_WAIT, [], id="paused"),
+        pytest.param(
+            single(named_task()),
+            World(),
+            ACK,
+            [("dead_letter", "unknown_webhook", "crm")],
+            id="webhook-deleted-meanwhile",
+        ),
+        pytest.param(
+            single(named_task()),
+            World(webhooks=(msgspec.structs.replace(PAUSED, active=True),)),
+            ACK,
+            [("attempt", HOOK_URL)],
+            id="resumed",
+        ),
         pytest.param(
             single(task(attempt=2)),
             World(results={DEFAULT: HTTP_500}),

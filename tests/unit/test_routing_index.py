@@ -47,7 +47,10 @@ def reference(hooks: list[NamedWebhook], event: Event) -> set[str]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(webhooks, max_size=30, unique_by=lambda hook: hook.id), st.lists(events, min_size=1, max_size=8))
+@given(
+    st.lists(webhooks, max_size=30, unique_by=lambda hook: hook.id),
+    st.lists(events, min_size=1, max_size=8),
+)
 def test_index_picks_what_a_scan_of_every_webhook_picks(
     hooks: list[NamedWebhook], batch: list[Event]
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.cli.workers import check_ports, worker_env
-from bridge.config.settings import ConfigError
+from bridge.config.values import ConfigError
 
 
 @pytest.mark.parametrize(
