@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.admin import server
+from bridge.admin.backend import Backend
 from bridge.config.settings import Settings
 from bridge.config.view import redacted
 from bridge.delivery.attempt import Sender
@@ -43,7 +44,7 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.router = Router(settings)
-        self.backend = server.Backend(settings, self.router, self.metrics)
+        self.backend = Backend(settings, self.router, self.metrics)
         self._connected = False
         self._bound = False
         self._dispatcher: Dispatcher | None = None

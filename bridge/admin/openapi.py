@@ -18,13 +18,20 @@ from bridge.admin.responses import (
     DeadLetters,
     Deliveries,
     Error,
+    Readiness,
     ReplayRequest,
     ReplayResult,
+    Rotated,
+    RotateRequest,
     Status,
+    Tested,
+    WebhookDetail,
+    WebhookInput,
     Webhooks,
 )
 
-_TYPES = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest, ReplayResult)
+_TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
+_TYPES += (ReplayResult, Readiness, WebhookInput, WebhookDetail, RotateRequest, Rotated, Tested)
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
 Security = list[dict[str, list[str]]]
@@ -99,9 +106,9 @@ def _paths() -> dict[str, Any]:
     return {
         "/healthz": _get("Process alive", Status),
         "/readyz": _get(
-            "Connected to NATS with consumers bound",
-            Status,
-            answers={"503": _answer("Not ready", _ref(Status))},
+            "Connected to NATS with consumers bound, the API's webhooks loaded",
+            Readiness,
+            answers={"503": _answer("Not ready", _ref(Readiness))},
         ),
         "/metrics": {
             "get": _operation(
@@ -111,9 +118,6 @@ def _paths() -> dict[str, Any]:
         "/openapi.json": {
             "get": _operation("This document", _answer("OpenAPI 3.1", {"type": "object"}))
         },
-        "/webhooks": _get(
-            "Effective config, per-webhook status, recent attempts", Webhooks, _ADMIN
-        ),
         "/deliveries": _get(
             "Delivery log of one job or event",
             Deliveries,
@@ -128,6 +132,89 @@ def _paths() -> dict[str, Any]:
                 _MUTATING,
                 {"403": _answer("ADMIN_TOKEN is not set", _ref(Error))},
                 requestBody=replay_body,
+            )
+        },
+        **_webhook_paths(),
+    }
+
+
+def _body(kind: type, required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": _ref(kind)}}}
+
+
+_ID = {"name": "id", "in": "path", "required": True, "schema": _STRING}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of the webhook as last read; another revision answers 412",
+    "schema": _STRING,
+}
+
+
+def _refusals(*codes: str) -> dict[str, Any]:
+    meaning = {
+        "403": "Not allowed for this token",
+        "404": "No such webhook (or not one of this token's tenants)",
+        "409": "A configured (YAML) webhook, or the id exists",
+        "412": "If-Match names another revision",
+    }
+    return {code: _answer(meaning[code], _ref(Error)) for code in codes}
+
+
+def _webhook_paths() -> dict[str, Any]:
+    """SPEC §9: webhooks managed at run time."""
+    detail = _answer("The webhook", _ref(WebhookDetail))
+    one = {"parameters": [_ID]}
+    change = {"parameters": [_ID, _IF_MATCH]}
+    return {
+        "/webhooks": {
+            **_get("Effective config, per-webhook status, recent attempts", Webhooks, _ADMIN),
+            "post": _operation(
+                "Create a webhook (201; its secret shown once when generated)",
+                detail,
+                _MUTATING,
+                _refusals("403", "409"),
+                requestBody=_body(WebhookInput),
+            ),
+        },
+        "/webhooks/{id}": {
+            "get": _operation(
+                "One webhook and its recent attempts", detail, _ADMIN, _refusals("404"), **one
+            ),
+            "patch": _operation(
+                "Change a webhook (JSON merge patch)",
+                detail,
+                _MUTATING,
+                _refusals("403", "404", "409", "412"),
+                requestBody=_body(WebhookInput),
+                **change,
+            ),
+            "delete": _operation(
+                "Delete a webhook (204)",
+                {"description": "Deleted"},
+                _MUTATING,
+                _refusals("403", "404", "409", "412"),
+                **change,
+            ),
+        },
+        "/webhooks/{id}/secret/rotate": {
+            "post": _operation(
+                "Rotate the secret; the previous one signs beside it for the grace period",
+                _answer("Rotated", _ref(Rotated)),
+                _MUTATING,
+                _refusals("403", "404", "409", "412"),
+                requestBody=_body(RotateRequest, required=False),
+                **change,
+            )
+        },
+        "/webhooks/{id}/test": {
+            "post": _operation(
+                "Send one webhook.test event, no retry",
+                _answer("How the attempt went", _ref(Tested)),
+                _MUTATING,
+                _refusals("403", "404"),
+                **one,
             )
         },
     }

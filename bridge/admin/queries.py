@@ -23,6 +23,7 @@ from bridge.admin.responses import (
 from bridge.config.secret import redact_url
 from bridge.config.settings import Settings
 from bridge.config.view import redacted
+from bridge.config.webhooks import NamedWebhook
 from bridge.jetstream import delivery_log, dlq
 from bridge.jetstream.bus import JetStream
 from bridge.jetstream.delivery_log import Entry
@@ -33,11 +34,13 @@ RECENT_ATTEMPTS = 20
 
 
 class _Configured(msgspec.Struct, frozen=True):
-    """How a URL is configured: a named webhook, or one of DEFAULT_WEBHOOK_URLS."""
+    """How a URL is configured: a named webhook (YAML or API), or a DEFAULT_WEBHOOK_URLS URL."""
 
     id: str
-    source: Literal["named", "default"]
+    source: Literal["config", "api", "env"]
     default: bool
+    active: bool = True
+    revision: int | None = None
 
 
 def status_of(entry: Entry | None) -> tuple[WebhookStatus, str]:
@@ -47,9 +50,9 @@ def status_of(entry: Entry | None) -> tuple[WebhookStatus, str]:
     return ("success" if entry.outcome == "success" else "error"), entry.message
 
 
-async def webhooks(js: JetStream, settings: Settings) -> Webhooks:
-    """The effective configuration, each configured webhook's status and the latest attempts."""
-    configured = _configured(settings)
+async def webhooks(js: JetStream, settings: Settings, router: Router) -> Webhooks:
+    """The effective configuration, each webhook's status and the latest attempts."""
+    configured = _configured(settings, router.webhooks())
     stream = settings.delivery_log_stream
     latest = await delivery_log.latest(js, stream, configured)
     return Webhooks(
@@ -59,19 +62,31 @@ async def webhooks(js: JetStream, settings: Settings) -> Webhooks:
     )
 
 
-def _configured(settings: Settings) -> dict[str, _Configured]:
+def _configured(settings: Settings, named: tuple[NamedWebhook, ...]) -> dict[str, _Configured]:
     """URL → how it is configured: the named webhooks, then DEFAULT_WEBHOOK_URLS."""
     found: dict[str, _Configured] = {}
-    for hook in settings.webhooks:
-        found[hook.url] = _Configured(hook.id, "named", hook.id in settings.default_webhooks)
+    for hook in named:
+        revision = hook.revision if hook.source == "api" else None
+        how = _Configured(hook.id, hook.source, hook.scope == "global", hook.active, revision)
+        found.setdefault(hook.url, how)
     for url in settings.default_webhook_urls:
-        found.setdefault(url, _Configured(host_of(url), "default", True))
+        found.setdefault(url, _Configured(host_of(url), "env", True))
     return found
 
 
 def _webhook(url: str, how: _Configured, entry: Entry | None) -> Webhook:
     status, message = status_of(entry)
-    return Webhook(how.id, how.source, how.default, redact_url(url), status, message, entry)
+    return Webhook(
+        id=how.id,
+        source=how.source,
+        default=how.default,
+        url=redact_url(url),
+        status=status,
+        message=message,
+        last=entry,
+        active=how.active,
+        revision=how.revision,
+    )
 
 
 async def deliveries(

@@ -30,16 +30,99 @@ class Error(msgspec.Struct, frozen=True):
     error: str
 
 
-class Webhook(msgspec.Struct, frozen=True):
-    """A configured webhook (URL password redacted) and how its latest attempt went."""
+class Webhook(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook of `GET /webhooks` (URL password redacted) and how its latest attempt went.
+    `default`: it receives every matching event (scope global, or a DEFAULT_WEBHOOK_URLS URL)."""
 
     id: str
-    source: Literal["named", "default"]
+    source: Literal["config", "api", "env"]
     default: bool
     url: str
     status: WebhookStatus
     message: str
     last: Entry | None
+    active: bool
+    revision: int | None
+
+
+class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """One named webhook as the API shows it: no secret, except `secret` once, when the bridge
+    generated it (create, rotate). Header values are redacted."""
+
+    id: str
+    source: Literal["config", "api"]
+    url: str
+    description: str
+    scope: Literal["global", "on_demand"]
+    events: tuple[str, ...]
+    tenants: tuple[str, ...]
+    active: bool
+    headers: dict[str, str]
+    transform: str | None
+    rate_limit: float | None
+    timeout: str | None
+    max_retry: int | None
+    revision: int | None
+    created_at: str | None
+    updated_at: str | None
+    previous_secret_until: str | None
+    status: WebhookStatus
+    message: str
+    attempts: tuple[Entry, ...]
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebhookInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST /webhooks` (`id` and `url` required) and, every field optional, of
+    `PATCH /webhooks/{id}` (a JSON merge patch: null removes). `secret` only on create; without
+    it the bridge generates one and shows it once. `timeout`: a duration (`10s`) or seconds."""
+
+    id: str | None = None
+    url: str | None = None
+    description: str | None = None
+    scope: Literal["global", "on_demand"] | None = None
+    events: list[str] | None = None
+    tenants: list[str] | None = None
+    active: bool | None = None
+    secret: str | None = None
+    headers: dict[str, str] | None = None
+    transform: str | None = None
+    rate_limit: float | None = None
+    timeout: str | float | None = None
+    max_retry: int | None = None
+
+
+class RotateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The optional body of a rotation: the new secret; without it the bridge generates one."""
+
+    secret: str | None = None
+
+
+class Rotated(msgspec.Struct, frozen=True):
+    """A rotation: the new secret (shown once when generated) and until when the old one signs."""
+
+    id: str
+    revision: int
+    previous_secret_until: str
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Tested(msgspec.Struct, frozen=True):
+    """How a test send went: one attempt, never retried."""
+
+    status: Literal["success", "error"]
+    status_code: int | None
+    message: str
+    duration_ms: int
+    delivery_id: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Ready or not; `webhooks`: the API webhooks are `loading`, `live` (followed) or `stale`
+    (the bucket cannot be read: the last known ones keep working)."""
+
+    status: str
+    webhooks: str | None = None
 
 
 class Webhooks(msgspec.Struct, frozen=True):

@@ -14,18 +14,16 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bridge.admin import openapi, queries
-from bridge.admin.responses import MAX_LIMIT, Error, ReplayRequest, Status
+from bridge.admin import openapi, queries, webhook_routes
+from bridge.admin.backend import Backend
+from bridge.admin.responses import MAX_LIMIT, Error, Readiness, ReplayRequest, Status
 from bridge.config.durations import parse_duration_s
 from bridge.config.settings import Settings
 from bridge.jetstream.bus import BusError, JetStream, nats_errors
-from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.dlq import Filter
-from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.metrics import Metrics
-from bridge.policy.routing import Router
 
-Readiness = Callable[[], bool]
+Ready = Callable[[], bool]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 DEFAULT_LIMIT = 100
@@ -36,28 +34,17 @@ class BadRequest(Exception):
     """A query parameter or body is invalid; the message is one line."""
 
 
-class Backend:
-    """What the admin routes read: the configuration, and JetStream once connected."""
-
-    def __init__(self, settings: Settings, router: Router, metrics: Metrics) -> None:
-        self.settings = settings
-        self.router = router
-        self.metrics = metrics
-        self.js: JetStream | None = None
-        self.store: WebhookStore | None = None  # set once connected, like `js`
-        self.dispatcher: Dispatcher | None = None
-
-
-def build_app(backend: Backend, ready: Readiness) -> web.Application:
+def build_app(backend: Backend, ready: Ready) -> web.Application:
     app = web.Application(middlewares=[_guard(backend.settings), _errors])
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz(ready))
+    app.router.add_get("/readyz", _readyz(ready, backend))
     app.router.add_get("/metrics", _metrics(backend.metrics))
     app.router.add_get("/openapi.json", _openapi)
     app.router.add_get("/webhooks", _webhooks(backend))
     app.router.add_get("/deliveries", _deliveries(backend))
     app.router.add_get("/dlq", _dlq(backend))
     app.router.add_post("/dlq/replay", _replay(backend))
+    webhook_routes.add_routes(app, backend)
     return app
 
 
@@ -114,11 +101,12 @@ async def _healthz(_request: web.Request) -> web.Response:
     return _json(Status("ok"))
 
 
-def _readyz(ready: Readiness) -> Handler:
+def _readyz(ready: Ready, backend: Backend) -> Handler:
     async def readyz(_request: web.Request) -> web.Response:
+        webhooks = backend.store.state if backend.store else None
         if ready():
-            return _json(Status("ready"))
-        return _json(Status("not ready"), 503)
+            return _json(Readiness("ready", webhooks))
+        return _json(Readiness("not ready", webhooks), 503)
 
     return readyz
 
@@ -144,7 +132,9 @@ def _jetstream(backend: Backend) -> JetStream:
 def _webhooks(backend: Backend) -> Handler:
     async def webhooks(_request: web.Request) -> web.Response:
         async with nats_errors("cannot read the delivery log"):
-            return _json(await queries.webhooks(_jetstream(backend), backend.settings))
+            return _json(
+                await queries.webhooks(_jetstream(backend), backend.settings, backend.router)
+            )
 
     return webhooks
 

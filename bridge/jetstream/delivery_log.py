@@ -21,6 +21,7 @@ import functools
 import hashlib
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -194,6 +195,19 @@ async def query(
         entry = _DECODER.decode(msg.data)
         if job_id in (None, entry.job_id) and event_id in (None, entry.event_id):
             found.append(entry)
+    return list(found)
+
+
+async def of_url(
+    js: JetStreamContext, stream: str, url: str, limit: int, within_s: float
+) -> list[Entry]:
+    """The latest `limit` attempts to one URL in the last `within_s`, oldest first (bounded
+    by time, so that a busy endpoint's week of records is never read whole)."""
+    since = datetime.fromtimestamp(time.time() - within_s, UTC)
+    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since)
+    found: collections.deque[Entry] = collections.deque(maxlen=limit)
+    async for msg in bus.read_all(js, stream, subject_for(url, None, None), config):
+        found.append(_DECODER.decode(msg.data))
     return list(found)
 
 

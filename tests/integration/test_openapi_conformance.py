@@ -45,6 +45,10 @@ async def _schemathesis(base_url: str, workdir: Path, *extra: str) -> tuple[int,
         "--phases",
         "examples,coverage,fuzzing",
         "--no-color",
+        # a fuzzed webhook would make the bridge resolve random host names (and its test
+        # route call them): creation is checked against the document in test_webhooks_api
+        "--exclude-name",
+        "POST /webhooks",
         *extra,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

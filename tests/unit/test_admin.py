@@ -129,6 +129,9 @@ async def test_openapi_document_lists_every_route(guarded: TestClient[object, ob
         "/deliveries",
         "/dlq",
         "/dlq/replay",
+        "/webhooks/{id}",
+        "/webhooks/{id}/secret/rotate",
+        "/webhooks/{id}/test",
     }
     assert set(document["paths"]) == served
 
