@@ -149,7 +149,7 @@ class Dispatcher:
 
     def prepare(self, task: DeliveryTask, now_s: int) -> Request:
         hook = self.webhook(task)
-        secrets, extra = self._credentials(hook, now_s)
+        secrets, extra = self._credentials(hook, time.time())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,

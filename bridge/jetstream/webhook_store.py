@@ -64,12 +64,16 @@ class Stored(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 _DECODER = msgspec.json.Decoder(Stored)
+# the fields kept as they are; secrets and headers are unwrapped and wrapped on the way
+_PLAIN = ("id", "url", "events", "tenants", "active", "description", "scope", "transform")
+_PLAIN += ("rate_limit", "timeout_s", "max_retry")
 
 
 def encode(hook: NamedWebhook, created_at: str) -> bytes:
-    fields = {f: getattr(hook, f) for f in Stored.__struct_fields__ if hasattr(hook, f)}
+    fields = {f: getattr(hook, f) for f in _PLAIN}
     stored = Stored(
-        **{**fields, "headers": {name: value.reveal() for name, value in hook.headers}},
+        **fields,
+        headers={name: value.reveal() for name, value in hook.headers},
         secret=hook.secrets[0].reveal(),
         retiring=tuple(_Retiring(r.secret.reveal(), r.until_s) for r in hook.retiring),
         created_at=created_at,
@@ -81,9 +85,10 @@ def encode(hook: NamedWebhook, created_at: str) -> bytes:
 def decode(value: bytes, revision: int) -> tuple[NamedWebhook, Stored]:
     """Raises msgspec.DecodeError (or ValidationError) for a value that is not a webhook."""
     stored = _DECODER.decode(value)
-    fields = {f: getattr(stored, f) for f in NamedWebhook.__struct_fields__ if hasattr(stored, f)}
+    fields = {f: getattr(stored, f) for f in _PLAIN}
     hook = NamedWebhook(
-        **{**fields, "headers": tuple((k, Secret(v)) for k, v in stored.headers.items())},
+        **fields,
+        headers=tuple((name, Secret(value)) for name, value in stored.headers.items()),
         secrets=(Secret(stored.secret),),
         retiring=tuple(RetiringSecret(Secret(r.secret), r.until_s) for r in stored.retiring),
         source="api",

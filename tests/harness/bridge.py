@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import aiohttp
+from multidict import CIMultiDict
 
 from harness.ports import LOOPBACK, free_port
 from harness.waiting import Message, Predicate, check, stays_true, wait_for
@@ -78,6 +79,18 @@ async def run_cli(
         raise AssertionError(f"webhook-bridge {command} still running after {timeout_s}s") from None
     assert proc.returncode is not None
     return CliResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An admin API answer."""
+
+    status: int
+    headers: CIMultiDict[str]
+    text: str
+
+    def json(self) -> Any:
+        return json.loads(self.text)
 
 
 class BridgeProcess:
@@ -177,6 +190,20 @@ class BridgeProcess:
             session.post(self.admin_url(path), json=body, headers=headers) as response,
         ):
             return response.status, await response.text()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Any admin request with a JSON body (or none); the answer's status, headers, text."""
+        async with (
+            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+            session.request(method, self.admin_url(path), json=body, headers=headers) as response,
+        ):
+            return Answer(response.status, CIMultiDict(response.headers), await response.text())
 
     async def terminate(self, timeout_s: float = EXIT_TIMEOUT_S) -> int:
         """SIGTERM, then the exit code; fails (after a SIGKILL) if it does not exit in time."""
