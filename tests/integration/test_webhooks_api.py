@@ -65,10 +65,12 @@ async def test_created_on_one_replica_delivered_by_both_and_paused_from_the_othe
     events = [(f"evt-{i}", job_event("job.completed", f"job-{i}")) for i in range(300)]
     await publish_events_async(js, events)
     await bridges.wait_for(lambda: receiver.count("/crm") >= 300, 60, "not all delivered")
-    assert await delivered_to(one, "crm") > 0 and await delivered_to(two, "crm") > 0
+    assert await delivered_to(one, "crm") > 0
+    assert await delivered_to(two, "crm") > 0
 
     paused = await two.call("PATCH", "/webhooks/crm", {"active": False}, AUTH)
-    assert paused.status == 200 and paused.json()["active"] is False
+    assert paused.status == 200
+    assert paused.json()["active"] is False
     await bridges.wait_for(lambda: _inactive(one, "crm"), 10, "replica one still routes it")
     before = receiver.count("/crm")
     more = [(f"evt-late-{i}", job_event("job.completed", f"late-{i}")) for i in range(50)]
@@ -97,7 +99,8 @@ async def test_stale_if_match_configured_webhooks_and_field_errors(
     etag = created.headers["ETag"]
     assert "secret" not in created.json()  # given, so never shown
     first = await bridge.call("PATCH", "/webhooks/crm", {"description": "v2"}, AUTH)
-    assert first.status == 200 and first.headers["ETag"] != etag
+    assert first.status == 200
+    assert first.headers["ETag"] != etag
     stale = await bridge.call(
         "PATCH", "/webhooks/crm", {"active": False}, {**AUTH, "If-Match": etag}
     )
@@ -122,7 +125,8 @@ async def test_stale_if_match_configured_webhooks_and_field_errors(
         refused = await create(bridge, **fields)
         assert refused.status == 400, fields
         error = refused.json()["error"]
-        assert error.startswith(f"{named}:") and "\n" not in error, error
+        assert error.startswith(f"{named}:"), error
+        assert "\n" not in error
     assert (await bridge.call("DELETE", "/webhooks/crm", None, AUTH)).status == 204
     assert (await bridge.call("GET", "/webhooks/crm", None, AUTH)).status == 404
 
@@ -133,7 +137,8 @@ async def test_api_urls_pass_the_ssrf_guard_at_create_time(
     bridge = await bridges.start({"ADMIN_TOKEN": TOKEN})  # private URLs not allowed
     for url in (receiver.url("/x"), "http://localhost:9/x", "http://[::1]:9/x"):
         refused = await create(bridge, id="x", url=url)
-        assert refused.status == 400 and refused.json()["error"].startswith("url:"), url
+        assert refused.status == 400, url
+        assert refused.json()["error"].startswith("url:"), url
 
 
 async def test_the_transform_output_is_exactly_what_is_signed_and_sent(
@@ -162,7 +167,8 @@ async def test_a_transform_that_fails_on_an_event_dead_letters_that_delivery(
     await bridges.wait_for(lambda: _has_letters(js), 15, "no dead letter")
     (letter,) = await read_dead_letters(js)
     assert letter.body["reason"] == "transform_error"
-    assert letter.body["endpoint"]["id"] == "broken" and "abs" in letter.body["error"]
+    assert letter.body["endpoint"]["id"] == "broken"
+    assert "abs" in letter.body["error"]
     assert receiver.count("/b") == 0
 
 
@@ -208,10 +214,12 @@ async def test_test_send_answers_the_error_and_makes_no_retry(
     tested = await bridge.call("POST", "/webhooks/down/test", None, AUTH)
     assert tested.status == 200
     answer = tested.json()
-    assert answer["status"] == "error" and answer["status_code"] == 500
+    assert answer["status"] == "error"
+    assert answer["status_code"] == 500
     assert answer["message"] == "unexpected status code: 500"
     (sent,) = receiver.received("/down")
-    assert sent.json()["event"] == "webhook.test" and sent.json()["webhook_id"] == "down"
+    assert sent.json()["event"] == "webhook.test"
+    assert sent.json()["webhook_id"] == "down"
     await bridges.stays_true(lambda: receiver.count("/down") == 1, 3, "the test was retried")
     shown = (await bridge.call("GET", "/webhooks/down", None, AUTH)).json()
     assert [a["result"] for a in shown["attempts"]] == ["tested"]
@@ -229,7 +237,9 @@ async def test_a_replica_started_after_100_changes_sees_the_final_state(
     final = (await first.call("GET", "/webhooks/crm", None, AUTH)).json()
     late = await bridges.start(ENV)
     seen = await listed(late, "crm")
-    assert seen is not None and seen["revision"] == final["revision"] and seen["active"] is True
+    assert seen is not None
+    assert seen["revision"] == final["revision"]
+    assert seen["active"] is True
     await publish_event(js, job_event("job.completed", "j-1"), "e-1")
     await bridges.wait_for(lambda: receiver.count("/crm") >= 1, 15, "the final state not used")
 
