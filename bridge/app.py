@@ -27,6 +27,7 @@ from bridge.jetstream.consumers import ConsumerLoop
 from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.handlers import EventHandler, TaskHandler, event_size_limit
 from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.jetstream.rate_limits import RateLimits
 from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
@@ -154,16 +155,18 @@ class Bridge:
             max_entries=settings.job_webhook_max,
             max_value_bytes=bus.max_body_bytes(nc),
         )
+        rates = RateLimits(await js.key_value(settings.rates_bucket))
         on_event = EventHandler(
             settings,
             router=self.router,
             jobs=jobs,
             dispatcher=dispatcher,
             limiter=limiter,
+            rates=rates,
             metrics=self.metrics,
             max_event_bytes=max_event_bytes,
         )
-        on_task = TaskHandler(settings, dispatcher=dispatcher, limiter=limiter)
+        on_task = TaskHandler(settings, dispatcher=dispatcher, limiter=limiter, rates=rates)
         durable = settings.nats_durable
         events = await js.pull_subscribe_bind(durable, settings.nats_stream)
         tasks = await js.pull_subscribe_bind(durable, settings.tasks_stream)

@@ -76,7 +76,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """subjects of the events stream; the part after the prefix names the event"""
     nats_durable: Annotated[str, Env("NATS_DURABLE", "webhook-bridge", _stream_name)]
     """durable consumer shared by all replicas; also names `<durable>-tasks`, `<durable>-jobs`,
-    `<durable>-replays`"""
+    `<durable>-replays`, `<durable>-webhooks`, `<durable>-rates`"""
     nats_creds: Annotated[str | None, Env("NATS_CREDS", "", _optional_file)]
     """`.creds` file (JWT + nkey)"""
     nats_user: Annotated[str | None, Env("NATS_USER", "", _optional)]
@@ -192,6 +192,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def webhooks_bucket(self) -> str:
         """KV bucket of the webhooks created through the admin API, one key per id."""
         return f"{self.nats_durable}-webhooks"
+
+    @property
+    def rates_bucket(self) -> str:
+        """KV bucket of the webhooks' next free delivery slots (`rate_limit`)."""
+        return f"{self.nats_durable}-rates"
 
     @property
     def replays_bucket(self) -> str:

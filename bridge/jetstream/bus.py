@@ -95,6 +95,9 @@ class NoAnswer(BusError):
     """Nothing arrived in time: an empty fetch, a quiet watch, an unanswered request."""
 
 
+RATE_KEY_TTL_S = 3600.0  # an idle webhook's next free slot is in the past: it may go
+
+
 def max_body_bytes(nc: Client) -> int:
     """The largest body of a message the bridge writes (a record, a KV value)."""
     return nc.max_payload - HEADERS_ROOM_BYTES
@@ -400,6 +403,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await ensure_bucket(js, settings.jobs_bucket, settings.job_webhook_ttl_s, replicas)
         await ensure_bucket(js, settings.replays_bucket, settings.dlq_max_age_s, replicas)
         await ensure_bucket(js, settings.webhooks_bucket, 0, replicas)
+        await ensure_bucket(js, settings.rates_bucket, RATE_KEY_TTL_S, replicas)
 
 
 async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float, replicas: int) -> KeyValue:

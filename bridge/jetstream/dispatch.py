@@ -28,7 +28,7 @@ from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
 from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
-from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, timestamp
+from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
 
 USER_AGENT = f"webhook-bridge/{__version__}"
 FAILURE_LOG_BURST = 10  # failure lines per endpoint per window; the rest are counted
@@ -133,6 +133,11 @@ class Dispatcher:
             publishing.append(self._publish_tasks(rest, [encode_task(task) for task in rest]))
         await asyncio.gather(*publishing)
 
+    async def queue_at(self, task: DeliveryTask, slot_s: float) -> None:
+        """Store the task to run at the slot booked for it under its webhook's rate limit."""
+        booked = handed_on(task)
+        await self._queue(msgspec.structs.replace(booked, not_before_s=slot_s, rate_slot_s=slot_s))
+
     async def _queue(self, task: DeliveryTask) -> None:
         await bus.publish_task(self._js, self._settings, task, self._patience_s)
 
@@ -226,7 +231,11 @@ def _with_attempt(
     )
     history = (*task.history, record)
     return msgspec.structs.replace(
-        task, attempt=task.attempt + 1, history=history, not_before_s=not_before_s
+        task,
+        attempt=task.attempt + 1,
+        history=history,
+        not_before_s=not_before_s,
+        rate_slot_s=0.0,  # a retry books a slot of its own
     )
 
 

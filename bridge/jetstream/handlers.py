@@ -33,6 +33,7 @@ from bridge.jetstream import failures
 from bridge.jetstream.bus import batch_subject, tasks_subject
 from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.jetstream.rate_limits import RateLimits
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.policy import dead_letter, transform
@@ -47,6 +48,8 @@ INLINE_WAIT_S = 0.25
 TASK_WAIT_S = 1.0
 UNKNOWN_TASK_DELAY_S = 60.0
 PAUSED_RECHECK_S = 5.0  # a paused webhook's waiting deliveries look again this often
+RATE_INLINE_S = 0.25  # a rate-limited delivery waits this long in place, else as a task
+RATE_LATE_S = 1.0  # a booked slot missed by more than this is booked again
 LEAVE_FOR_NEWER = Nak(UNKNOWN_TASK_DELAY_S)
 DUE_MARGIN_S = 0.01  # a task due this soon runs now
 
@@ -62,10 +65,13 @@ class EventHandler:
         jobs: JobWebhooks,
         dispatcher: Dispatcher,
         limiter: EndpointLimiter,
+        rates: RateLimits,
         metrics: Metrics,
         max_event_bytes: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._max_event_bytes = max_event_bytes
+        self._pacing = Pacing(dispatcher, rates, clock)
         self._max_webhooks = settings.job_webhook_max
         self._max_failures = settings.event_max_failures
         self._router = router
@@ -206,12 +212,43 @@ class EventHandler:
         enough to serve the queue within INLINE_WAIT_S; else defer it as a task. A healthy
         endpoint under a backlog so costs no task round trip, and a slow or hanging one holds
         an event for INLINE_WAIT_S at most."""
+        if task.target.webhook_id is not None and not await self._pacing.may_start(task):
+            return
         limiter, url = self._limiter, task.target.url
         queue = limiter.inline_queue(url, INLINE_WAIT_S)
         if await limiter.acquire(url, max_waiting=queue, timeout_s=INLINE_WAIT_S):
             await self._dispatcher.attempt(task)
         else:
             await self._dispatcher.defer(task)
+
+
+class Pacing:
+    """Deliveries to a webhook with a `rate_limit` start at slots booked across replicas
+    (`bridge.jetstream.rate_limits`): one due within RATE_INLINE_S waits in place, a later one
+    is stored as a task for its slot, durably and without spending a retry."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, rates: RateLimits, clock: Callable[[], float]
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._rates = rates
+        self._clock = clock
+
+    async def may_start(self, task: DeliveryTask) -> bool:
+        """True once the task may start; False when it was stored for a later slot."""
+        hook = self._dispatcher.webhook(task)
+        if hook is None or hook.rate_limit is None:
+            return True
+        if task.rate_slot_s and self._clock() <= task.rate_slot_s + RATE_LATE_S:
+            return True  # its slot, booked before it was stored
+        slot_s = await self._rates.book(hook.id, hook.rate_limit)
+        wait_s = slot_s - self._clock()
+        if wait_s > RATE_INLINE_S:
+            await self._dispatcher.queue_at(task, slot_s)
+            return False
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        return True
 
 
 def _without(event: Event, dropped: tuple[str, ...]) -> Event:
@@ -251,9 +288,11 @@ class TaskHandler:
         *,
         dispatcher: Dispatcher,
         limiter: EndpointLimiter,
+        rates: RateLimits,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._dispatcher = dispatcher
+        self._pacing = Pacing(dispatcher, rates, clock)
         self._limiter = limiter
         self._clock = clock
         self._task_subject = tasks_subject(settings)
@@ -290,6 +329,8 @@ class TaskHandler:
             record = dead_letter.from_task(task, "unknown_webhook")
             await self._dispatcher.publish_dead_letter(record)
             return ACK
+        if task.target.webhook_id is not None and not await self._pacing.may_start(task):
+            return ACK  # stored again, to run at its booked slot
         limiter, url = self._limiter, task.target.url
         limiter.redeem(url)
         if not await limiter.acquire(url, max_waiting=self._queue(url)):

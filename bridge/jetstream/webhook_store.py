@@ -65,10 +65,9 @@ class Stored(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 _DECODER = msgspec.json.Decoder(Stored)
 # the fields kept as they are; secrets and headers are unwrapped and wrapped on the way
-_PLAIN = ("id", "url", "events", "tenants", "active", "description", "scope", "transform") + (
-    "rate_limit",
-    "timeout_s",
-    "max_retry",
+_PLAIN = (
+    *("id", "url", "events", "tenants", "active", "description", "scope", "transform"),
+    *("rate_limit", "timeout_s", "max_retry"),
 )
 
 

@@ -47,6 +47,7 @@ class DeliveryTask(msgspec.Struct, frozen=True, kw_only=True):
     generation: int = 0
     history: tuple[Attempt, ...] = ()
     handoffs: int = 0
+    rate_slot_s: float = 0.0  # the slot booked under its webhook's `rate_limit`, if any
 
     @property
     def message_id(self) -> str:

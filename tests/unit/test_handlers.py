@@ -59,6 +59,7 @@ SHAPED = NamedWebhook(
 )
 BROKEN = NamedWebhook(id="crm", url=HOOK_URL, scope="global", source="api", transform="abs(job_id)")
 PAUSED = NamedWebhook(id="crm", url=HOOK_URL, source="api", active=False)
+LIMITED = NamedWebhook(id="crm", url=HOOK_URL, scope="global", source="api", rate_limit=0.1)
 
 
 # --- fakes: what the handlers are given instead of NATS, HTTP and the clock ---
@@ -115,6 +116,9 @@ class FakeDispatcher:
         stored.set_result(None)
         return stored
 
+    async def queue_at(self, task: DeliveryTask, slot_s: float) -> None:
+        self.published.append(("booked", task.target.url, slot_s - NOW_S))
+
     async def requeue(self, singles: list[DeliveryTask], rest: list[DeliveryTask]) -> None:
         self.published.append(("requeued", len(singles), len(rest)))
 
@@ -157,6 +161,18 @@ class FakeLimiter:
         self.promised.append((url, count))
 
 
+class FakeRates:
+    """Slots `every_s` apart from NOW_S, as one booking replica would get them."""
+
+    def __init__(self, every_s: float, first_in_s: float) -> None:
+        self._next_s = NOW_S + first_in_s
+        self._every_s = every_s
+
+    async def book(self, _webhook_id: str, _rate_per_s: float) -> float:
+        slot_s, self._next_s = self._next_s, self._next_s + self._every_s
+        return slot_s
+
+
 class FakeJobs:
     """Per-job webhook memory in a dictionary, admitting entries as the bucket does."""
 
@@ -188,8 +204,11 @@ class World:
     jobs: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     refusals: tuple[Exception, ...] = ()
     webhooks: tuple[NamedWebhook, ...] = ()
+    rate_every_s: float = 10.0
+    rate_first_in_s: float = 0.0
 
     def __post_init__(self) -> None:
+        self.rates: Any = FakeRates(self.rate_every_s, self.rate_first_in_s)
         self.router = Router(SETTINGS)
         self.router.replace_api(self.webhooks)
         self.dispatcher = FakeDispatcher(self.results, self.router, self.refusals)
@@ -204,14 +223,18 @@ class World:
             jobs=jobs,
             dispatcher=dispatcher,
             limiter=limiter,
+            rates=self.rates,
             metrics=Metrics(),
             max_event_bytes=64 * 1024,
+            clock=lambda: NOW_S,
         )
 
     def task_handler(self) -> TaskHandler:
         fakes: Any = (self.dispatcher, self.limiter)
         dispatcher, limiter = fakes
-        return TaskHandler(SETTINGS, dispatcher=dispatcher, limiter=limiter, clock=lambda: NOW_S)
+        return TaskHandler(
+            SETTINGS, dispatcher=dispatcher, limiter=limiter, rates=self.rates, clock=lambda: NOW_S
+        )
 
 
 def assert_decided(decision: Decision, expected: Decision) -> None:
@@ -342,6 +365,20 @@ PLAIN = event(event="job.completed", job_id="j-1")
             [("attempt", DEFAULT)],
             id="paused-webhook-named-by-the-event",
         ),
+        pytest.param(
+            PLAIN,
+            World(webhooks=(LIMITED,)),
+            ACK,
+            [("attempt", HOOK_URL), ("attempt", DEFAULT)],
+            id="rate-limited-slot-free-now",
+        ),
+        pytest.param(
+            PLAIN,
+            World(webhooks=(LIMITED,), rate_first_in_s=5.0),
+            ACK,
+            [("booked", HOOK_URL, 5.0), ("attempt", DEFAULT)],
+            id="rate-limited-stored-for-its-slot",
+        ),
     ],
 )
 async def test_event(
@@ -468,6 +505,27 @@ def batch(count: int) -> FakeMsg:
             ACK,
             [("attempt", HOOK_URL)],
             id="resumed",
+        ),
+        pytest.param(
+            single(named_task()),
+            World(webhooks=(LIMITED,), rate_first_in_s=5.0),
+            ACK,
+            [("booked", HOOK_URL, 5.0)],
+            id="rate-limited-retry-booked",
+        ),
+        pytest.param(
+            single(msgspec.structs.replace(named_task(), rate_slot_s=NOW_S)),
+            World(webhooks=(LIMITED,), rate_first_in_s=5.0),
+            ACK,
+            [("attempt", HOOK_URL)],
+            id="rate-limited-at-its-booked-slot",
+        ),
+        pytest.param(
+            single(msgspec.structs.replace(named_task(), rate_slot_s=NOW_S - 30)),
+            World(webhooks=(LIMITED,), rate_first_in_s=5.0),
+            ACK,
+            [("booked", HOOK_URL, 5.0)],
+            id="rate-limited-slot-missed-booked-again",
         ),
         pytest.param(
             single(task(attempt=2)),
