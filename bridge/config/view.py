@@ -37,6 +37,12 @@ def _webhook(hook: NamedWebhook) -> dict[str, Any]:
         "tenants": list(hook.tenants),
         "headers": {name: REDACTED for name, _value in hook.headers},
         "active": hook.active,
+        "description": hook.description,
+        "scope": hook.scope,
+        "transform": hook.transform,
+        "rate_limit": hook.rate_limit,
+        "timeout": format_duration(hook.timeout_s) if hook.timeout_s else None,
+        "max_retry": hook.max_retry,
     }
 
 
