@@ -25,8 +25,9 @@ from bridge.jetstream import bus, dlq
 from bridge.jetstream.bus import Connection
 from bridge.jetstream.dlq import Filter, Replay, Stored
 from bridge.jetstream.embedded import EmbeddedNats, embedded_port
+from bridge.jetstream.webhook_store import current_router
 from bridge.policy.pacing import Pacer
-from bridge.policy.routing import Router, host_of
+from bridge.policy.routing import host_of
 from bridge.policy.signing import verify_greenlight, verify_standard
 
 
@@ -160,7 +161,7 @@ async def dlq_replay(
     async with connected(settings) as nc:
         js = nc.jetstream()
         await bus.ensure_topology(js, settings)
-        plan = await dlq.plan_replay(js, settings, Router(settings), wanted)
+        plan = await dlq.plan_replay(js, settings, await current_router(js, settings), wanted)
         if dry_run:
             return _show_plan(plan, rate_per_s)
         pacer = Pacer(rate_per_s) if rate_per_s > 0 else None

@@ -37,7 +37,7 @@ from bridge.policy.dead_letter import (
     subject_for,
 )
 from bridge.policy.pacing import Pacer
-from bridge.policy.routing import Router, Target, host_of
+from bridge.policy.routing import Router, Target, host_of, named_target
 from bridge.policy.tasks import DeliveryTask, timestamp
 
 
@@ -183,7 +183,7 @@ def replay_target(record: DeadLetter, router: Router) -> Target | None:
     endpoint = record.endpoint
     hook = router.named(endpoint.id) if endpoint.id else None
     if endpoint.source == "named" or (hook and record.reason == "unknown_webhook"):
-        return Target(hook.url, hook.id, "named", webhook_id=hook.id) if hook else None
+        return named_target(hook) if hook else None
     if endpoint.url is None:
         return None
     source = endpoint.source or "job"

@@ -25,8 +25,9 @@ import msgspec
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from bridge.config.secret import Secret
+from bridge.config.settings import Settings
 from bridge.config.webhooks import NamedWebhook, RetiringSecret, Scope
-from bridge.jetstream.bus import NoAnswer, found, nats_errors
+from bridge.jetstream.bus import JetStream, NoAnswer, found, nats_errors
 from bridge.observability.logs import log
 from bridge.policy.routing import Router
 from bridge.policy.tasks import timestamp
@@ -139,6 +140,10 @@ class WebhookStore:
             await self._kv.delete(webhook_id, last=revision)
         self._removed(webhook_id, revision + 1)
 
+    async def load(self) -> None:
+        """Read the bucket once, for a command that routes without following it."""
+        await self._follow(asyncio.Event(), resync_at=0.0)
+
     async def follow(self, stopping: asyncio.Event) -> None:
         """Watch the bucket until `stopping`; restart the watch when it fails, and now and
         then anyway."""
@@ -225,3 +230,12 @@ def _readable(key: str, value: bytes, revision: int) -> NamedWebhook | None:
     except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as error:
         log.error("unreadable webhook in the bucket, ignored", key=key, error=str(error)[:200])
         return None
+
+
+async def current_router(js: JetStream, settings: Settings) -> Router:
+    """A router with the configured webhooks and the API's as the bucket holds them now."""
+    router = Router(settings)
+    async with nats_errors("cannot read the webhooks bucket"):
+        kv = await js.key_value(settings.webhooks_bucket)
+    await WebhookStore(kv, router).load()
+    return router

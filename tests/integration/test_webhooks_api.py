@@ -274,3 +274,22 @@ async def test_answers_match_the_openapi_document(receiver: Receiver, bridges: B
     ]:
         schema = {"$ref": f"#/components/schemas/{name}", **document}
         jsonschema.validate(answer.json(), schema)
+
+
+async def test_a_dead_letter_of_an_api_webhook_is_replayed_by_the_cli(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges
+) -> None:
+    receiver.reply("/erp", 500)
+    bridge = await bridges.start(ENV)
+    hook = {"scope": "global", "max_retry": 0, "secret": SECRET}
+    assert (await create(bridge, id="erp", url=receiver.url("/erp"), **hook)).status == 201
+    await publish_event(js, job_event("job.completed", "j-1"), "e-1")
+    await bridges.wait_for(lambda: _has_letters(js), 15, "max_retry 0 made no dead letter")
+    assert receiver.count("/erp") == 1  # the webhook's own max_retry, not WEBHOOK_MAX_RETRY
+    receiver.reply("/erp", 200)
+    replayed = await bridges.cli("dlq", "replay", env=ENV)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "replayed 1" in replayed.stdout
+    await bridges.wait_for(lambda: receiver.count("/erp") >= 2, 15, "not replayed")
+    again = receiver.received("/erp")[1]
+    assert standard_valid(SECRET, again.body, again.header_dict())  # its own secret
