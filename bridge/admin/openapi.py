@@ -29,6 +29,7 @@ from bridge.admin.responses import (
     WebhookInput,
     Webhooks,
 )
+from bridge.config.webhooks import ID_PATTERN
 
 _TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
 _TYPES += (ReplayResult, Readiness, WebhookInput, WebhookDetail, RotateRequest, Rotated, Tested)
@@ -142,7 +143,12 @@ def _body(kind: type, required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": _ref(kind)}}}
 
 
-_ID = {"name": "id", "in": "path", "required": True, "schema": _STRING}
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": f"^{ID_PATTERN.pattern}$"},
+}
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",

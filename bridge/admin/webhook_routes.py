@@ -28,7 +28,13 @@ from bridge.admin.responses import Error, Rotated, Tested, WebhookDetail
 from bridge.config.durations import format_duration
 from bridge.config.secret import REDACTED, Secret, redact_url
 from bridge.config.values import ConfigError, as_secret
-from bridge.config.webhooks import API_KEYS, NamedWebhook, RetiringSecret, parse_webhook
+from bridge.config.webhooks import (
+    API_KEYS,
+    ID_PATTERN,
+    NamedWebhook,
+    RetiringSecret,
+    parse_webhook,
+)
 from bridge.delivery.attempt import url_refusal
 from bridge.jetstream import delivery_log
 from bridge.jetstream.bus import Conflict, nats_errors
@@ -212,6 +218,8 @@ async def _visible(request: web.Request, backend: Backend) -> tuple[NamedWebhook
     """The webhook of the path, from the bucket if it is an API one (another replica may have
     just changed it); 404 also when the caller's tenants do not cover it."""
     webhook_id = request.match_info["id"]
+    if not ID_PATTERN.fullmatch(webhook_id):
+        raise Refused(404, f"no webhook {webhook_id[:80]!r}")
     hook = backend.router.named(webhook_id)
     if hook is not None and hook.source == "config":
         found: tuple[NamedWebhook, Stored | None] | None = (hook, None)

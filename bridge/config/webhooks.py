@@ -41,7 +41,7 @@ MAX_URL_CHARS = 2048
 MAX_DESCRIPTION_CHARS = 1024
 MAX_PATTERNS = 256  # `events` globs, and `tenants`
 MAX_RATE_PER_S = 100_000.0
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
 
 
@@ -83,7 +83,7 @@ class NamedWebhook(msgspec.Struct, frozen=True, kw_only=True):
 
 def webhook_id(value: Any) -> str:
     text = as_text(value)
-    if not _ID.match(text):
+    if not ID_PATTERN.fullmatch(text):
         raise ValueError(f"{text[:80]!r}: 1 to 64 letters, digits, '.', '-' or '_'")
     return text
 

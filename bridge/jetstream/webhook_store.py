@@ -116,7 +116,7 @@ class WebhookStore:
 
     async def get(self, webhook_id: str) -> tuple[NamedWebhook, Stored] | None:
         """Read from the bucket, not the local copy: read-your-writes on any replica."""
-        entry = await found("cannot read webhooks", self._kv.get(webhook_id))
+        entry = await found("cannot read webhooks", self._kv.get(kv_key(webhook_id)))
         if entry is None or entry.value is None or entry.revision is None:
             return None
         return decode(entry.value, entry.revision)
@@ -124,20 +124,21 @@ class WebhookStore:
     async def create(self, hook: NamedWebhook) -> NamedWebhook:
         """Raises bus.Conflict when the id exists."""
         async with nats_errors(f"cannot create webhook {hook.id}"):
-            revision = await self._kv.create(hook.id, encode(hook, timestamp(time.time())))
+            value = encode(hook, timestamp(time.time()))
+            revision = await self._kv.create(kv_key(hook.id), value)
         return self._applied(msgspec.structs.replace(hook, revision=revision))
 
     async def update(self, hook: NamedWebhook, created_at: str) -> NamedWebhook:
         """Compare-and-set on `hook.revision`; raises bus.Conflict when it is not the latest."""
         async with nats_errors(f"cannot change webhook {hook.id}"):
             value = encode(hook, created_at)
-            revision = await self._kv.update(hook.id, value, last=hook.revision)
+            revision = await self._kv.update(kv_key(hook.id), value, last=hook.revision)
         return self._applied(msgspec.structs.replace(hook, revision=revision))
 
     async def delete(self, webhook_id: str, revision: int) -> None:
         """Compare-and-set too; raises bus.Conflict."""
         async with nats_errors(f"cannot delete webhook {webhook_id}"):
-            await self._kv.delete(webhook_id, last=revision)
+            await self._kv.delete(kv_key(webhook_id), last=revision)
         self._removed(webhook_id, revision + 1)
 
     async def load(self) -> None:
@@ -178,15 +179,15 @@ class WebhookStore:
         if entry is None:
             self._load(snapshot or {})
             return None
-        revision = entry.revision or 0
+        revision, webhook_id = entry.revision or 0, webhook_id_of(entry.key)
         if entry.operation in (KV_DEL, KV_PURGE):
             if snapshot is None:
-                self._removed(entry.key, revision)
+                self._removed(webhook_id, revision)
             return snapshot
         hook = _readable(entry.key, entry.value or b"", revision)
         if snapshot is not None:
             if hook is not None:
-                snapshot[entry.key] = (hook, revision)
+                snapshot[webhook_id] = (hook, revision)
             return snapshot
         if hook is not None and revision > self._revisions.get(hook.id, 0):
             self._applied(hook)
@@ -222,6 +223,21 @@ class WebhookStore:
         if self.state == "live":
             self.state = "stale"
             log.warning("webhook catalog stale: keeping the last known webhooks", error=str(error))
+
+
+_DOT, _ENCODED_DOT = ".", "=2E"  # ids never hold '=', KV keys may
+
+
+def kv_key(webhook_id: str) -> str:
+    """The id as a KV key: keys may not start or end with '.', nor hold '..' (an empty
+    subject token), which ids may; their dots are then written `=2E`."""
+    if webhook_id.startswith(_DOT) or webhook_id.endswith(_DOT) or ".." in webhook_id:
+        return webhook_id.replace(_DOT, _ENCODED_DOT)
+    return webhook_id
+
+
+def webhook_id_of(key: str) -> str:
+    return key.replace(_ENCODED_DOT, _DOT)
 
 
 def _readable(key: str, value: bytes, revision: int) -> NamedWebhook | None:
