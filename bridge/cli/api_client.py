@@ -83,7 +83,7 @@ class AdminApi:
         return urllib.request.Request(url, data=data, headers=sent, method=method)
 
     def _refused(self, status: int, body: bytes, reason: str) -> ApiError:
-        line = error_line(body) or reason or "no reason given"
+        line = error_line(body).removeprefix(f"{status}: ") or reason or "no reason given"
         if status == 401 and not self.token:
             line += " (no token given: set ADMIN_TOKEN or pass --token)"
         return ApiError(f"{status} {line}", EXIT_USAGE if status < 500 else EXIT_FAILURE)

@@ -416,6 +416,11 @@ async def test_a_5xx_exits_1(cli: Cli, api: FakeAdminApi) -> None:
     assert (result.code, result.err) == (1, "webhook-bridge: 503 NATS is not connected\n")
 
 
+async def test_an_answer_that_is_not_json_is_one_line(cli: Cli, api: FakeAdminApi) -> None:
+    result = await cli("list", BRIDGE_API=api.url + "/nowhere")  # aiohttp's own text 404
+    assert (result.code, result.err) == (2, "webhook-bridge: 404 Not Found\n")
+
+
 @pytest.mark.parametrize("url", ["127.0.0.1:8080", "ftp://127.0.0.1", "http://"])
 async def test_a_bad_api_url_is_bad_usage(cli: Cli, api: FakeAdminApi, url: str) -> None:
     result = await cli("list", "--api", url)
