@@ -38,9 +38,7 @@ class _Configured(msgspec.Struct, frozen=True):
 
     id: str
     source: Literal["config", "api", "env"]
-    default: bool
-    active: bool = True
-    revision: int | None = None
+    hook: NamedWebhook | None = None  # None: a DEFAULT_WEBHOOK_URLS URL
 
 
 def status_of(entry: Entry | None) -> tuple[WebhookStatus, str]:
@@ -66,26 +64,29 @@ def _configured(settings: Settings, named: tuple[NamedWebhook, ...]) -> dict[str
     """URL → how it is configured: the named webhooks, then DEFAULT_WEBHOOK_URLS."""
     found: dict[str, _Configured] = {}
     for hook in named:
-        revision = hook.revision if hook.source == "api" else None
-        how = _Configured(hook.id, hook.source, hook.scope == "global", hook.active, revision)
-        found.setdefault(hook.url, how)
+        found.setdefault(hook.url, _Configured(hook.id, hook.source, hook))
     for url in settings.default_webhook_urls:
-        found.setdefault(url, _Configured(host_of(url), "env", True))
+        found.setdefault(url, _Configured(host_of(url), "env"))
     return found
 
 
 def _webhook(url: str, how: _Configured, entry: Entry | None) -> Webhook:
     status, message = status_of(entry)
+    hook = how.hook or NamedWebhook(id=how.id, url=url, scope="global")
     return Webhook(
         id=how.id,
         source=how.source,
-        default=how.default,
+        default=hook.scope == "global",
         url=redact_url(url),
         status=status,
         message=message,
         last=entry,
-        active=how.active,
-        revision=how.revision,
+        active=hook.active,
+        revision=hook.revision if how.source == "api" else None,
+        scope=hook.scope,
+        events=hook.events,
+        tenants=hook.tenants,
+        description=hook.description,
     )
 
 

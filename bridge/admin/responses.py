@@ -43,6 +43,10 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     last: Entry | None
     active: bool
     revision: int | None
+    scope: Literal["global", "on_demand"]
+    events: tuple[str, ...]
+    tenants: tuple[str, ...]
+    description: str
 
 
 class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,10 +12,11 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bridge import __version__
-from bridge.cli import commands, usage, workers
+from bridge.cli import commands, usage, webhooks, workers
+from bridge.cli.api_client import ApiError
 from bridge.config.settings import Settings, load_settings
 from bridge.config.values import ConfigError
 from bridge.jetstream.bus import BusError
@@ -31,13 +32,19 @@ class UsageError(Exception):
     """Bad arguments that argparse cannot see; exit code 2."""
 
 
-def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
+) -> int:
     args = _parser().parse_args(argv)
     environ = dict(os.environ if env is None else env)
     try:
-        return int(_dispatch(args, environ))
+        return int(_dispatch(args, environ, stdin or sys.stdin))
     except (ConfigError, UsageError) as error:
         return _fail(str(error), EXIT_USAGE)
+    except ApiError as error:  # 2 when the API refused the request (4xx), else 1
+        return _fail(str(error), error.exit_code)
     except (BusError, EmbeddedError, OSError) as error:
         return _fail(str(error), EXIT_FAILURE)
     except KeyboardInterrupt:
@@ -51,7 +58,9 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _dispatch(args: argparse.Namespace, env: dict[str, str]) -> int:
+def _dispatch(args: argparse.Namespace, env: dict[str, str], stdin: TextIO) -> int:
+    if args.command == "webhooks":  # a client of the admin API: no settings, no NATS
+        return webhooks.run(args, env, stdin)
     if args.command == "verify":
         return commands.verify(args.secret, args.signature, args.id, args.timestamp)
     if args.command == "demo":
@@ -120,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_dlq(sub)
     _add_deliveries(sub)
     _add_verify(sub)
+    webhooks.register(sub, _command)
     config = _command(sub, "config", "check the configuration", usage.CONFIG)
     config.add_argument("config_command", choices=["check"], help="print the effective config")
     return parser

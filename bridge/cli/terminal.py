@@ -1,4 +1,4 @@
-"""How the CLI shows things to a person: aligned tables and a progress bar on a terminal."""
+"""How the CLI shows things to a person: aligned tables, key/value views and a progress bar."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         for row in (header, *rows)
     )
     return "\n".join(lines)
+
+
+def pairs(rows: Sequence[tuple[str, str]]) -> str:
+    """`key  value` lines, the values aligned two spaces past the longest key."""
+    width = max((len(key) for key, _ in rows), default=0)
+    return "\n".join(f"{key.ljust(width)}  {value}".rstrip() for key, value in rows)
 
 
 def bar(label: str, done: int, total: int) -> str:

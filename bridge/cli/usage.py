@@ -13,6 +13,7 @@ examples:
   webhook-bridge config check  # the effective configuration, secrets redacted
   webhook-bridge run           # the service, until SIGTERM
   webhook-bridge dlq list      # what could not be delivered
+  webhook-bridge webhooks list # every webhook and how its last delivery went (admin API)
 
 {SETTINGS}
 Run `webhook-bridge COMMAND --help` for each command's options."""
@@ -80,3 +81,92 @@ Prints the effective configuration as JSON with secrets redacted; with an invali
 prints one line naming the variable or YAML path and exits 2.
 
 {SETTINGS}"""
+
+API = """\
+The admin API is --api (env BRIDGE_API, default http://127.0.0.1:8080); its token --token or,
+better (arguments show in `ps`), env ADMIN_TOKEN. --json prints the API's answer as is.
+Exit codes: 0 ok, 1 the API unreachable or failing (5xx), 2 bad usage or a request the API
+refused (4xx: its error line is printed, e.g. `webhook-bridge: 400 url: ...`)."""
+
+WEBHOOKS = f"""\
+examples:
+  webhook-bridge webhooks list
+  webhook-bridge webhooks add --id erp --url https://erp.example.com/hooks --event 'job.*'
+  webhook-bridge webhooks test erp
+  webhook-bridge webhooks update erp --active false      # pause it
+  webhook-bridge webhooks rotate-secret erp
+  webhook-bridge webhooks remove erp --yes
+
+Webhooks from the YAML file (source config) are read-only here: change them in the file.
+
+{API}"""
+
+WEBHOOKS_LIST = f"""\
+examples:
+  webhook-bridge webhooks list
+  webhook-bridge webhooks list --json | jq -r '.webhooks[] | select(.status == "error") | .id'
+
+One row per webhook: where it comes from (config, api, env), whether it is active, its scope
+and events (all: every event), and how its latest delivery went; the count on stderr.
+
+{API}"""
+
+WEBHOOKS_SHOW = f"""\
+examples:
+  webhook-bridge webhooks show erp
+  webhook-bridge webhooks show erp --json | jq .revision
+
+Every field (header values and the secret are never shown), then its latest attempts.
+
+{API}"""
+
+WEBHOOKS_ADD = f"""\
+examples:
+  webhook-bridge webhooks add --id erp --url https://erp.example.com/hooks \\
+    --event 'job.*' --event approval.rejected --tenant acme --header 'X-Env: prod'
+  pass show erp-webhook | webhook-bridge webhooks add --id erp --url https://... --secret-stdin
+
+Without --secret or --secret-stdin the bridge generates one (whsec_...) and it is printed
+once, now: save it. --secret puts the secret in your shell history and in `ps`: prefer
+--secret-stdin. Without --scope a webhook is on_demand: it gets only the events whose
+`webhook` names its id; --scope global sends it every matching event.
+
+{API}"""
+
+WEBHOOKS_UPDATE = f"""\
+examples:
+  webhook-bridge webhooks update erp --active false            # pause; --active true resumes
+  webhook-bridge webhooks update erp --event 'job.*' --if-match 7
+  webhook-bridge webhooks update erp --no-events --clear rate_limit --remove-header X-Env
+
+Only the options given change (a JSON merge patch). --event and --tenant replace the list;
+--no-events and --no-tenants empty it (every event, every tenant). --header sets one header
+and keeps the others; --remove-header drops one. --clear FIELD puts a field back to its
+default. --if-match REV refuses (412) if someone changed the webhook since revision REV.
+
+{API}"""
+
+WEBHOOKS_REMOVE = f"""\
+examples:
+  webhook-bridge webhooks remove erp          # asks first, on a terminal
+  webhook-bridge webhooks remove erp --yes    # in scripts: without --yes it exits 2
+
+{API}"""
+
+WEBHOOKS_TEST = f"""\
+examples:
+  webhook-bridge webhooks test erp
+
+Sends one webhook.test event through the normal signing and HTTP path, without retries,
+and prints the outcome: `success: status code: 200 (41 ms)`. Exit code 1 when it failed.
+
+{API}"""
+
+ROTATE = f"""\
+examples:
+  NEW=$(webhook-bridge webhooks rotate-secret erp)
+
+Prints the new secret alone on stdout, once. The previous secret keeps signing beside it
+for WEBHOOK_SECRET_ROTATION_GRACE (24h by default), so receivers can switch without a gap.
+
+{API}"""

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from bridge.cli.terminal import MIN_TOTAL_FOR_BAR, Progress, bar, table
+from bridge.cli.terminal import MIN_TOTAL_FOR_BAR, Progress, bar, pairs, table
 
 
 class Tty(io.StringIO):
@@ -25,6 +25,15 @@ def test_table_aligns_columns_under_the_header() -> None:
 
 def test_table_with_no_rows_is_its_header() -> None:
     assert table(("A", "B"), []) == "A  B"
+
+
+def test_pairs_align_values_past_the_longest_key() -> None:
+    assert pairs([("id", "erp"), ("max_retry", "-"), ("description", "")]).splitlines() == [
+        "id           erp",
+        "max_retry    -",
+        "description",
+    ]
+    assert pairs([]) == ""
 
 
 @pytest.mark.parametrize(
