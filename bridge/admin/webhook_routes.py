@@ -103,11 +103,11 @@ async def _create(request: web.Request, backend: Backend) -> web.Response:
     if configured is not None and configured.source == "config":
         raise Refused(409, f"id: {hook.id} is a configured webhook (YAML)")
     try:
-        created = await _store(backend).create(hook)
+        created, written = await _store(backend).create(hook)
     except Conflict:
         raise Refused(409, f"id: webhook {hook.id} already exists") from None
     await audit_trail.write(request, backend, "create", created, body)
-    detail = await _detail(backend, created, None, generated)
+    detail = await _detail(backend, created, written, generated)
     return _json(detail, 201, Location=f"/webhooks/{hook.id}", ETag=_etag(created.revision))
 
 
@@ -129,12 +129,12 @@ async def _change(request: web.Request, backend: Backend) -> web.Response:
             raise Refused(400, ID_CHANGE)
         changed = await _patched(request, backend, hook, patch)
         try:
-            updated = await _store(backend).update(changed, stored.created_at)
+            updated, written = await _store(backend).update(changed, stored.created_at)
         except Conflict:
             _stale_unless_retrying(request)
             continue
         await audit_trail.write(request, backend, "update", updated, patch)
-        return _json(await _detail(backend, updated, stored), ETag=_etag(updated.revision))
+        return _json(await _detail(backend, updated, written), ETag=_etag(updated.revision))
     raise Refused(409, "the webhook kept changing meanwhile; try again")
 
 
@@ -155,7 +155,7 @@ async def _rotate(request: web.Request, backend: Backend) -> web.Response:
         hook, stored = await _changeable(request, backend)
         rotated = _rotated(hook, new, time.time() + backend.settings.secret_rotation_grace_s)
         try:
-            updated = await _store(backend).update(rotated, stored.created_at)
+            updated, _written = await _store(backend).update(rotated, stored.created_at)
         except Conflict:
             _stale_unless_retrying(request)
             continue

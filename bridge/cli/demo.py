@@ -15,10 +15,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 from aiohttp import web
 
 from bridge.app import Bridge
+from bridge.cli.demo_webhooks import ADMIN_TOKEN, manage_a_webhook
 from bridge.config.settings import Settings, load_settings
 from bridge.jetstream import bus, dlq
 from bridge.jetstream.bus import JetStream
@@ -108,6 +110,7 @@ def _settings(nats_url: str, receivers: DemoReceivers) -> Settings:
             "WEBHOOK_TIMEOUT": "5s",
             "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
             "SHUTDOWN_TIMEOUT": "2s",
+            "ADMIN_TOKEN": ADMIN_TOKEN,
         }
     )
 
@@ -176,7 +179,16 @@ async def _dead_letters(js: JetStream, settings: Settings) -> int:
     return info.state.messages
 
 
-async def _story(js: JetStream, settings: Settings, receivers: DemoReceivers) -> None:
+class Told(NamedTuple):
+    """What the story did: the lifecycle's deliveries by receiver, then how many reached the
+    webhook added at run time and how many events went by while it was paused."""
+
+    lifecycle: Counter[str]
+    reached: int
+    while_paused: int
+
+
+async def _story(js: JetStream, settings: Settings, receivers: DemoReceivers) -> Told:
     _say("\n▶ publishing two jobs' lifecycle events (one per-job webhook is flaky, one dead)")
     await _publish_lifecycle(js, receivers)
 
@@ -198,6 +210,20 @@ async def _story(js: JetStream, settings: Settings, receivers: DemoReceivers) ->
 
     await _until(replay_done, "the replay")
     _say(f"  replayed {replayed} dead letter(s), both delivered")
+    lifecycle = Counter(receivers.delivered)
+    reached, while_paused = await manage_a_webhook(
+        js,
+        settings,
+        url=receivers.url("bi"),
+        secret=SECRET,
+        delivered=receivers.delivered.__getitem__,
+        until=_until_true,
+    )
+    return Told(lifecycle, reached, while_paused)
+
+
+async def _until_true(check: Callable[[], bool], what: str) -> None:
+    await _until(_sync(check), what)
 
 
 async def run_demo(stopping: asyncio.Event) -> int:
@@ -232,22 +258,22 @@ async def _demo(receivers: DemoReceivers) -> int:
         try:
             nats_url = await server.start()
             _say(f"▶ embedded nats-server on {nats_url}, receivers on 127.0.0.1:{receivers.port}")
-            await _with_bridge(_settings(nats_url, receivers), receivers)
+            told = await _with_bridge(_settings(nats_url, receivers), receivers)
         finally:
             await runner.cleanup()
             await server.stop()
-    _summary(receivers, time.monotonic() - started_s)
+    _summary(receivers, told, time.monotonic() - started_s)
     return 0
 
 
-async def _with_bridge(settings: Settings, receivers: DemoReceivers) -> None:
+async def _with_bridge(settings: Settings, receivers: DemoReceivers) -> Told:
     bridge, bridge_stopping = Bridge(settings), asyncio.Event()
     running = asyncio.create_task(bridge.run(bridge_stopping))
     try:
         await _until(_sync(bridge.ready), "the bridge to be ready")
         nc = await bus.connect(settings)
         try:
-            await _story(nc.jetstream(), settings, receivers)
+            return await _story(nc.jetstream(), settings, receivers)
         finally:
             await nc.close()
     finally:
@@ -262,8 +288,8 @@ def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return wrapped
 
 
-def _summary(receivers: DemoReceivers, took_s: float) -> None:
-    delivered, failed = receivers.delivered, receivers.failed
+def _summary(receivers: DemoReceivers, told: Told, took_s: float) -> None:
+    delivered, failed = told.lifecycle, receivers.failed
     counts = ", ".join(f"{name} {count}" for name, count in sorted(delivered.items()))
     _say(f"\n✔ demo complete in {took_s:.1f} s. Deliveries by receiver: {counts}.")
     _say(f"  {len(LIFECYCLE)} events → {delivered.total()} deliveries, every one carrying a valid")
@@ -271,3 +297,5 @@ def _summary(receivers: DemoReceivers, took_s: float) -> None:
     _say(f"  flaky: {failed['flaky']} attempts answered 503, then delivered by a retry")
     _say(f"  dead:  {failed['dead']} attempts answered 500, 2 dead letters, replayed and")
     _say("    delivered with the same delivery ids once it recovered")
+    _say(f"  bi:    added, tested and paused with the CLI while events flowed: {told.reached}")
+    _say(f"    transformed and signed deliveries, then {told.while_paused} after the pause")

@@ -72,7 +72,8 @@ _PLAIN = (
 )
 
 
-def encode(hook: NamedWebhook, created_at: str) -> bytes:
+def encode(hook: NamedWebhook, created_at: str) -> Stored:
+    """The bucket's form of a webhook, written now."""
     fields = {f: getattr(hook, f) for f in _PLAIN}
     stored = Stored(
         **fields,
@@ -82,7 +83,7 @@ def encode(hook: NamedWebhook, created_at: str) -> bytes:
         created_at=created_at,
         updated_at=timestamp(time.time()),
     )
-    return msgspec.json.encode(stored)
+    return stored
 
 
 def decode(value: bytes, revision: int) -> tuple[NamedWebhook, Stored]:
@@ -121,19 +122,20 @@ class WebhookStore:
             return None
         return decode(entry.value, entry.revision)
 
-    async def create(self, hook: NamedWebhook) -> NamedWebhook:
-        """Raises bus.Conflict when the id exists."""
+    async def create(self, hook: NamedWebhook) -> tuple[NamedWebhook, Stored]:
+        """The webhook as stored; raises bus.Conflict when the id exists."""
+        stored = encode(hook, timestamp(time.time()))
         async with nats_errors(f"cannot create webhook {hook.id}"):
-            value = encode(hook, timestamp(time.time()))
-            revision = await self._kv.create(kv_key(hook.id), value)
-        return self._applied(msgspec.structs.replace(hook, revision=revision))
+            revision = await self._kv.create(kv_key(hook.id), msgspec.json.encode(stored))
+        return self._applied(msgspec.structs.replace(hook, revision=revision)), stored
 
-    async def update(self, hook: NamedWebhook, created_at: str) -> NamedWebhook:
+    async def update(self, hook: NamedWebhook, created_at: str) -> tuple[NamedWebhook, Stored]:
         """Compare-and-set on `hook.revision`; raises bus.Conflict when it is not the latest."""
+        stored = encode(hook, created_at)
         async with nats_errors(f"cannot change webhook {hook.id}"):
-            value = encode(hook, created_at)
+            value = msgspec.json.encode(stored)
             revision = await self._kv.update(kv_key(hook.id), value, last=hook.revision)
-        return self._applied(msgspec.structs.replace(hook, revision=revision))
+        return self._applied(msgspec.structs.replace(hook, revision=revision)), stored
 
     async def delete(self, webhook_id: str, revision: int) -> None:
         """Compare-and-set too; raises bus.Conflict."""

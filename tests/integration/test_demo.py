@@ -26,11 +26,17 @@ async def test_demo_runs_and_summarises() -> None:
     assert "SIGNATURE MISMATCH" not in out
     assert "Deliveries by receiver: dead 2, erp 6, flaky 4." in out
     assert "6 events → 12 deliveries" in out
-    assert out.count("signatures verified") == 12  # 6 erp + 4 flaky + 2 replayed
+    # 6 erp + 4 flaky + 2 replayed, then the flow to erp and bi (bi's transformed, own secret)
+    assert out.count("signatures verified") >= 12
     assert "answered 503" in out  # flaky
     assert "answered 500" in out  # dead
     assert "j_demo_bad  → dead   answered 500 (attempt 3)" in out  # 1 try + 2 retries
     assert "replayed 2 dead letter(s), both delivered" in out
+    assert "$ webhook-bridge webhooks add --id bi" in out  # the real CLI, while events flow
+    assert "$ webhook-bridge webhooks test bi" in out
+    assert "success: status code: 200" in out
+    assert "$ webhook-bridge webhooks update bi --active false" in out
+    assert "then 0 after the pause" in out
     assert "Traceback" not in result.stderr
 
 

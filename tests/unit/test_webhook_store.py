@@ -3,6 +3,7 @@ webhook read back is the webhook written."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from nats.js.kv import _is_key_valid
 
@@ -37,7 +38,8 @@ def test_a_webhook_survives_the_bucket() -> None:
         source="api",
         retiring=(RetiringSecret(Secret("whsec_b2xk"), 1_800_000_000.0),),
     )
-    back, stored = decode(encode(hook, "2026-12-03T00:00:00.000Z"), revision=9)
+    written = msgspec.json.encode(encode(hook, "2026-12-03T00:00:00.000Z"))
+    back, stored = decode(written, revision=9)
     assert back == NamedWebhook(
         **{**{f: getattr(hook, f) for f in hook.__struct_fields__}, "revision": 9}
     )
