@@ -10,6 +10,7 @@ from typing import Any
 from bridge.config.durations import format_duration
 from bridge.config.secret import REDACTED, Secret, redact_url
 from bridge.config.settings import NamedWebhook, Settings
+from bridge.config.tokens import ApiToken
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
@@ -18,6 +19,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, field)
         if field == "webhooks":
             view[field] = [_webhook(hook) for hook in value]
+        elif field == "tokens":
+            view[field] = [_token(entry) for entry in value]
         elif field.endswith("_s") and isinstance(value, float):
             view[field.removesuffix("_s")] = format_duration(value)
         else:
@@ -36,6 +39,15 @@ def _webhook(hook: NamedWebhook) -> dict[str, Any]:
         "tenants": list(hook.tenants),
         "headers": {name: REDACTED for name, _value in hook.headers},
         "active": hook.active,
+    }
+
+
+def _token(entry: ApiToken) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "token": REDACTED,
+        "role": entry.role,
+        "tenants": list(entry.tenants),
     }
 
 
