@@ -129,6 +129,7 @@ async def test_openapi_document_lists_every_route(guarded: TestClient[object, ob
         "/deliveries",
         "/dlq",
         "/dlq/replay",
+        "/audit",
     }
     assert set(document["paths"]) == served
 

@@ -146,7 +146,8 @@ def test_bad_tokens_are_one_line_naming_the_path(
     message = _error(tmp_path, text, **env)
     assert message.startswith(expected)
     assert "\n" not in message
-    assert "t-ok" not in message and "same" not in message.removeprefix(expected)
+    assert "t-ok" not in message
+    assert "same" not in message.removeprefix(expected)
 
 
 def test_viewer_token_from_env_and_yaml(tmp_path: Path) -> None:
