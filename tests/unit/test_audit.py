@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from nats.js import JetStreamContext
 
+from bridge.admin import audit_trail
+from bridge.admin.auth import ANONYMOUS, PRINCIPAL, Principal
+from bridge.admin.server import Backend
 from bridge.config.secret import REDACTED
 from bridge.config.settings import load_settings
 from bridge.jetstream import audit
-from bridge.jetstream.bus import ensure_topology
+from bridge.jetstream.bus import BusError, ensure_topology
+from bridge.observability.metrics import Metrics
 from bridge.policy.audit import (
     AUDIT_STREAM,
     AuditRecord,
@@ -21,6 +26,7 @@ from bridge.policy.audit import (
     subject_filter,
     subject_for,
 )
+from bridge.policy.routing import Router
 
 
 @pytest.mark.parametrize(
@@ -98,6 +104,14 @@ async def audit_js(js: JetStreamContext, nats_server: Any) -> JetStreamContext:
     return js
 
 
+@pytest.fixture
+def backend_on(audit_js: JetStreamContext) -> Backend:
+    settings = load_settings({})
+    backend = Backend(settings, Router(settings), Metrics())
+    backend.js = audit_js
+    return backend
+
+
 async def test_write_then_read_back(audit_js: JetStreamContext) -> None:
     written = [
         _record("create", "erp", ("acme",)),
@@ -133,3 +147,44 @@ async def test_write_then_read_back(audit_js: JetStreamContext) -> None:
 
 async def test_read_of_an_empty_trail(audit_js: JetStreamContext) -> None:
     assert await audit.read(audit_js, webhook=None, limit=10, visible=lambda _r: True) == []
+
+
+async def test_the_facade_records_the_principal_redacts_and_counts(
+    audit_js: JetStreamContext, backend_on: Backend
+) -> None:
+    backend = backend_on
+    request = make_mocked_request("PATCH", "/webhooks/erp")
+    request[PRINCIPAL] = Principal("acme-ops", "admin", frozenset({"acme"}))
+    change = {"url": "https://u:pw@h.example/", "secret": "whsec_x", "headers": {"A": "b"}}
+    await audit_trail.audit(request, backend, "update", "erp", tenants=("acme",), change=change)
+    await audit_trail.audit(request, backend, "test", "erp", tenants=("acme",), change={})
+
+    (updated, tested) = (await audit_trail.trail(audit_js, ANONYMOUS, None, 10)).audit
+    assert (updated.actor, updated.action, updated.webhook_id) == ("acme-ops", "update", "erp")
+    assert updated.change == {
+        "url": f"https://u:{REDACTED}@h.example/",
+        "secret": REDACTED,
+        "headers": {"A": REDACTED},
+    }
+    assert tested.action == "test"
+    counted = {
+        action: backend.metrics.registry.get_sample_value(
+            "webhook_bridge_config_changes_total", {"action": action}
+        )
+        for action in ("create", "update", "delete", "rotate")
+    }
+    assert counted == {"create": 0.0, "update": 1.0, "delete": 0.0, "rotate": 0.0}
+
+
+async def test_the_facade_needs_nats() -> None:
+    settings = load_settings({})
+    backend = Backend(settings, Router(settings), Metrics())
+    with pytest.raises(BusError):
+        await audit_trail.audit(
+            make_mocked_request("DELETE", "/webhooks/erp"),
+            backend,
+            "delete",
+            "erp",
+            tenants=(),
+            change={},
+        )
