@@ -214,5 +214,5 @@ async def _first_of(*waits: Coroutine[Any, Any, object]) -> None:
 def _warn_about_defaults(settings: Settings) -> None:
     if settings.secret_is_default:
         log.warning("WEBHOOK_SECRET is the default 'secret': set a real secret in production")
-    if settings.admin_token is None:
+    if settings.admin_token is None and not any(t.role == "admin" for t in settings.tokens):
         log.warning("ADMIN_TOKEN is not set: server routes are read-only")

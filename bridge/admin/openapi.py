@@ -15,6 +15,7 @@ import msgspec
 from bridge import __version__
 from bridge.admin.responses import (
     MAX_LIMIT,
+    AuditTrail,
     DeadLetters,
     Deliveries,
     Error,
@@ -32,11 +33,13 @@ from bridge.admin.responses import (
 from bridge.config.webhooks import ID_PATTERN
 
 _TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
-_TYPES += (ReplayResult, Readiness, WebhookInput, WebhookDetail, RotateRequest, Rotated, Tested)
+_TYPES += (ReplayResult, AuditTrail, Readiness, WebhookInput, WebhookDetail, RotateRequest)
+_TYPES += (Rotated, Tested)
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
 Security = list[dict[str, list[str]]]
-# admin routes: the token, or none at all while ADMIN_TOKEN is not set (read-only routes)
+# admin routes: a token (ADMIN_TOKEN, VIEWER_TOKEN or a YAML `tokens:` one), or none at all
+# while no token is configured (read-only routes)
 _ADMIN: Security = [{"bearer": []}, {}]
 _MUTATING: Security = [{"bearer": []}]
 
@@ -72,9 +75,16 @@ _FILTERS = [
     _query("since", "Only dead letters newer than this duration, e.g. 1h"),
     _query("all", "Include dead letters already replayed", {"type": "boolean"}),
 ]
+_READ_ONLY = (
+    "The token may only read (role viewer: VIEWER_TOKEN or a viewer in YAML tokens), "
+    "or no token is configured (ADMIN_TOKEN is not set)"
+)
 _ADMIN_ERRORS = {
     "400": _answer("Invalid parameter", _ref(Error)),
-    "401": _answer("Missing or wrong bearer token (when ADMIN_TOKEN is set)", _ref(Error)),
+    "401": _answer(
+        "Missing or wrong bearer token (when ADMIN_TOKEN, VIEWER_TOKEN or YAML tokens are set)",
+        _ref(Error),
+    ),
     "503": _answer("Not connected to NATS", _ref(Error)),
 }
 
@@ -126,12 +136,18 @@ def _paths() -> dict[str, Any]:
             parameters=[_query("job_id", "Job id"), _query("event_id", "Event id"), _LIMIT],
         ),
         "/dlq": _get("Dead letters", DeadLetters, _ADMIN, parameters=[*_FILTERS, _LIMIT]),
+        "/audit": _get(
+            "Audit trail: the latest changes, tests and replays the caller may see",
+            AuditTrail,
+            _ADMIN,
+            parameters=[_query("webhook", "Only the records of this webhook id"), _LIMIT],
+        ),
         "/dlq/replay": {
             "post": _operation(
                 "Replay dead letters matching the filter (fresh retry budget)",
                 _answer("Replayed", _ref(ReplayResult)),
                 _MUTATING,
-                {"403": _answer("ADMIN_TOKEN is not set", _ref(Error))},
+                {"403": _answer(_READ_ONLY, _ref(Error))},
                 requestBody=replay_body,
             )
         },

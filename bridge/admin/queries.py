@@ -26,7 +26,7 @@ from bridge.config.view import redacted
 from bridge.config.webhooks import NamedWebhook
 from bridge.jetstream import delivery_log, dlq
 from bridge.jetstream.bus import JetStream
-from bridge.jetstream.delivery_log import Entry
+from bridge.jetstream.delivery_log import Entry, Keep
 from bridge.jetstream.dlq import Filter, Stored
 from bridge.policy.routing import Router, host_of
 
@@ -48,15 +48,18 @@ def status_of(entry: Entry | None) -> tuple[WebhookStatus, str]:
     return ("success" if entry.outcome == "success" else "error"), entry.message
 
 
-async def webhooks(js: JetStream, settings: Settings, router: Router) -> Webhooks:
-    """The effective configuration, each webhook's status and the latest attempts."""
+async def webhooks(
+    js: JetStream, settings: Settings, router: Router, keep: Keep = lambda _entry: True
+) -> Webhooks:
+    """The effective configuration, each webhook's status and the latest attempts (those
+    `keep` accepts)."""
     configured = _configured(settings, router.webhooks())
     stream = settings.delivery_log_stream
     latest = await delivery_log.latest(js, stream, configured)
     return Webhooks(
         config=redacted(settings),
         webhooks=tuple(_webhook(url, how, latest.get(url)) for url, how in configured.items()),
-        recent_attempts=tuple(await delivery_log.recent(js, stream, RECENT_ATTEMPTS)),
+        recent_attempts=tuple(await delivery_log.recent(js, stream, RECENT_ATTEMPTS, keep)),
     )
 
 
@@ -91,15 +94,22 @@ def _webhook(url: str, how: _Configured, entry: Entry | None) -> Webhook:
 
 
 async def deliveries(
-    js: JetStream, settings: Settings, job_id: str | None, event_id: str | None, limit: int
+    js: JetStream,
+    settings: Settings,
+    job_id: str | None,
+    event_id: str | None,
+    limit: int,
+    *,
+    keep: Keep = lambda _entry: True,
 ) -> Deliveries:
-    """The delivery log of one job or event (the latest `limit` attempts), else the latest."""
+    """The delivery log of one job or event (the latest `limit` attempts `keep` accepts), else
+    the latest."""
     stream = settings.delivery_log_stream
     if job_id is None and event_id is None:
-        entries = await delivery_log.recent(js, stream, limit)
+        entries = await delivery_log.recent(js, stream, limit, keep)
     else:
         entries = await delivery_log.query(
-            js, stream, job_id=job_id, event_id=event_id, limit=limit
+            js, stream, job_id=job_id, event_id=event_id, limit=limit, keep=keep
         )
     return Deliveries(job_id, event_id, tuple(entries))
 

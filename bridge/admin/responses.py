@@ -12,6 +12,7 @@ from typing import Any, Literal
 import msgspec
 
 from bridge.jetstream.delivery_log import Entry
+from bridge.policy.audit import AuditRecord
 from bridge.policy.dead_letter import DeadLetter
 
 WebhookStatus = Literal["pending", "success", "error"]
@@ -177,3 +178,9 @@ class ReplayResult(msgspec.Struct, frozen=True):
     replayed: int
     skipped: int
     delivery_ids: tuple[str, ...]
+
+
+class AuditTrail(msgspec.Struct, frozen=True):
+    """The latest audit records the caller may see, oldest first."""
+
+    audit: tuple[AuditRecord, ...]

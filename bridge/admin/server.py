@@ -1,12 +1,11 @@
 """The HTTP server: health, readiness, metrics, and the admin API of SPEC §6.
 
-Admin routes need `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time. Without
-an ADMIN_TOKEN the read-only admin routes are open and the mutating ones answer 403.
+Who may call which route, and which tenants' data a caller sees, is bridge/admin/auth.py's:
+its guard runs before every route, and each handler scopes its answer to `principal(request)`.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,18 +13,16 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bridge.admin import openapi, queries, webhook_routes
+from bridge.admin import audit_trail, auth, openapi, queries, scope, webhook_routes
 from bridge.admin.backend import Backend
 from bridge.admin.responses import MAX_LIMIT, Error, Readiness, ReplayRequest, Status
 from bridge.config.durations import parse_duration_s
-from bridge.config.settings import Settings
 from bridge.jetstream.bus import BusError, JetStream, nats_errors
 from bridge.jetstream.dlq import Filter
 from bridge.observability.metrics import Metrics
 
 Ready = Callable[[], bool]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 DEFAULT_LIMIT = 100
 REPLAY_KEYS = frozenset(ReplayRequest.__struct_fields__)
 
@@ -35,11 +32,12 @@ class BadRequest(Exception):
 
 
 def build_app(backend: Backend, ready: Ready) -> web.Application:
-    app = web.Application(middlewares=[_guard(backend.settings), _errors])
+    app = web.Application(middlewares=[auth.guard(backend.settings), _errors])
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(ready, backend))
     app.router.add_get("/metrics", _metrics(backend.metrics))
     app.router.add_get("/openapi.json", _openapi)
+    app.router.add_get("/audit", _audit(backend))
     app.router.add_get("/webhooks", _webhooks(backend))
     app.router.add_get("/deliveries", _deliveries(backend))
     app.router.add_get("/dlq", _dlq(backend))
@@ -55,36 +53,6 @@ def _json(data: object, status: int = 200, **headers: str) -> web.Response:
 
 def _problem(status: int, message: str, **headers: str) -> web.Response:
     return _json(Error(message), status, **headers)
-
-
-def _guard(settings: Settings) -> Any:
-    expected = settings.admin_token.reveal().encode() if settings.admin_token else None
-
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
-            return await handler(request)
-        if expected is None:
-            if request.method not in ("GET", "HEAD"):
-                return _problem(403, "ADMIN_TOKEN is not set: mutating admin routes are disabled")
-            return await handler(request)
-        if not hmac.compare_digest(_bearer(request.headers.get("Authorization", "")), expected):
-            return _problem(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
-        return await handler(request)
-
-    return guard
-
-
-def _bearer(authorization: str) -> bytes:
-    """The token's bytes as sent (aiohttp keeps undecodable bytes as surrogates); a value
-    that cannot be bytes again matches no token."""
-    scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return b""
-    try:
-        return credentials.strip().encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return b""
 
 
 @web.middleware
@@ -130,11 +98,14 @@ def _jetstream(backend: Backend) -> JetStream:
 
 
 def _webhooks(backend: Backend) -> Handler:
-    async def webhooks(_request: web.Request) -> web.Response:
+    async def webhooks(request: web.Request) -> web.Response:
+        who = auth.principal(request)
         async with nats_errors("cannot read the delivery log"):
-            return _json(
-                await queries.webhooks(_jetstream(backend), backend.settings, backend.router)
+            keep = scope.keep(who)
+            found = await queries.webhooks(
+                _jetstream(backend), backend.settings, backend.router, keep
             )
+            return _json(scope.webhooks(found, who))
 
     return webhooks
 
@@ -146,7 +117,10 @@ def _deliveries(backend: Backend) -> Handler:
         limit = _limit(query.get("limit"))
         async with nats_errors("cannot read the delivery log"):
             js = _jetstream(backend)
-            return _json(await queries.deliveries(js, backend.settings, job_id, event_id, limit))
+            keep = scope.keep(auth.principal(request))
+            settings = backend.settings
+            found = await queries.deliveries(js, settings, job_id, event_id, limit, keep=keep)
+            return _json(found)
 
     return deliveries
 
@@ -154,7 +128,7 @@ def _deliveries(backend: Backend) -> Handler:
 def _dlq(backend: Backend) -> Handler:
     async def dlq(request: web.Request) -> web.Response:
         query = _query(request)
-        wanted, limit = _filter(query), _limit(query.get("limit"))
+        wanted, limit = _filter(query, auth.principal(request)), _limit(query.get("limit"))
         async with nats_errors("cannot read the dead-letter stream"):
             js = _jetstream(backend)
             return _json(await queries.dead_letters(js, backend.settings, wanted, limit))
@@ -164,14 +138,33 @@ def _dlq(backend: Backend) -> Handler:
 
 def _replay(backend: Backend) -> Handler:
     async def replay(request: web.Request) -> web.Response:
-        body = await _body(request)
-        wanted, dry_run = _filter(body), _flag("dry_run", body.get("dry_run", False))
+        body, who = await _body(request), auth.principal(request)
+        wanted, dry_run = _filter(body, who), _flag("dry_run", body.get("dry_run", False))
         async with nats_errors("cannot replay dead letters"):
             js = _jetstream(backend)
             settings, router = backend.settings, backend.router
-            return _json(await queries.replay(js, settings, router, wanted, dry_run=dry_run))
+            done = await queries.replay(js, settings, router, wanted, dry_run=dry_run)
+            if not dry_run:
+                given = {key: value for key, value in body.items() if key != "dry_run"}
+                change = {"filter": given, "replayed": done.replayed, "skipped": done.skipped}
+                tenants = tuple(sorted(who.tenants or ()))
+                await audit_trail.audit(
+                    request, backend, "replay", None, tenants=tenants, change=change
+                )
+            return _json(done)
 
     return replay
+
+
+def _audit(backend: Backend) -> Handler:
+    async def audit(request: web.Request) -> web.Response:
+        query = _query(request)
+        webhook, limit = query.get("webhook") or None, _limit(query.get("limit"))
+        async with nats_errors("cannot read the audit trail"):
+            js = _jetstream(backend)
+            return _json(await audit_trail.trail(js, auth.principal(request), webhook, limit))
+
+    return audit
 
 
 def _query(request: web.Request) -> dict[str, str]:
@@ -205,8 +198,9 @@ def _limit(raw: str | None) -> int:
     return int(raw)
 
 
-def _filter(given: dict[str, Any]) -> Filter:
-    """`event`, `endpoint`, `since` (a duration) and `all` (include replayed)."""
+def _filter(given: dict[str, Any], who: auth.Principal) -> Filter:
+    """`event`, `endpoint`, `since` (a duration) and `all` (include replayed), within the
+    tenants `who` sees."""
     for key in ("event", "endpoint", "since"):
         if key in given and not isinstance(given[key], str):
             raise BadRequest(f"{key}: expected a string")
@@ -215,6 +209,7 @@ def _filter(given: dict[str, Any]) -> Filter:
         endpoint=given.get("endpoint") or None,
         since_s=_since(given.get("since")),
         include_replayed=_flag("all", given.get("all", False)),
+        tenants=who.tenants,
     )
 
 

@@ -39,6 +39,7 @@ from bridge.delivery.attempt import url_refusal
 from bridge.jetstream import delivery_log
 from bridge.jetstream.bus import Conflict, nats_errors
 from bridge.jetstream.webhook_store import Stored, WebhookStore
+from bridge.policy.audit import Action
 from bridge.policy.merge_patch import merge_patch
 from bridge.policy.routing import named_target
 from bridge.policy.tasks import DeliveryTask, timestamp
@@ -106,7 +107,7 @@ async def _create(request: web.Request, backend: Backend) -> web.Response:
         created, written = await _store(backend).create(hook)
     except Conflict:
         raise Refused(409, f"id: webhook {hook.id} already exists") from None
-    await audit_trail.write(request, backend, "create", created, body)
+    await _audit(request, backend, "create", created, body)
     detail = await _detail(backend, created, written, generated)
     return _json(detail, 201, Location=f"/webhooks/{hook.id}", ETag=_etag(created.revision))
 
@@ -133,7 +134,7 @@ async def _change(request: web.Request, backend: Backend) -> web.Response:
         except Conflict:
             _stale_unless_retrying(request)
             continue
-        await audit_trail.write(request, backend, "update", updated, patch)
+        await _audit(request, backend, "update", updated, patch)
         return _json(await _detail(backend, updated, written), ETag=_etag(updated.revision))
     raise Refused(409, "the webhook kept changing meanwhile; try again")
 
@@ -144,7 +145,7 @@ async def _delete(request: web.Request, backend: Backend) -> web.Response:
         await _store(backend).delete(hook.id, hook.revision)
     except Conflict:
         raise Refused(412, "the webhook changed meanwhile; read it again") from None
-    await audit_trail.write(request, backend, "delete", hook, {})
+    await _audit(request, backend, "delete", hook, {})
     return web.Response(status=204)
 
 
@@ -159,7 +160,7 @@ async def _rotate(request: web.Request, backend: Backend) -> web.Response:
         except Conflict:
             _stale_unless_retrying(request)
             continue
-        await audit_trail.write(request, backend, "rotate", updated, {"secret": REDACTED})
+        await _audit(request, backend, "rotate", updated, {"secret": REDACTED})
         return _json(_rotation(updated, None if "secret" in body else new.reveal()))
     raise Refused(409, "the webhook kept changing meanwhile; try again")
 
@@ -174,11 +175,21 @@ async def _test(request: web.Request, backend: Backend) -> web.Response:
     answer = Tested(
         status, result.status_code, result.message, result.duration_ms, task.delivery_id
     )
-    await audit_trail.write(request, backend, "test", hook, msgspec.structs.asdict(answer))
+    await _audit(request, backend, "test", hook, msgspec.structs.asdict(answer))
     return _json(answer)
 
 
 # --- pieces ---
+
+
+async def _audit(
+    request: web.Request, backend: Backend, action: Action, hook: NamedWebhook, change: Any
+) -> None:
+    revision = hook.revision if hook.source == "api" else None
+    await audit_trail.audit(
+        request, backend, action, hook.id, tenants=hook.tenants, change=change, revision=revision
+    )
+
 
 _API: dict[str, Any] = {"source": "api", "allowed": API_KEYS}
 

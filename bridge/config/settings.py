@@ -19,7 +19,10 @@ import msgspec
 import yaml
 
 from bridge.config.secret import Secret, redact_url
-from bridge.config.values import ConfigError
+from bridge.config.tokens import ApiToken, check_distinct, parse_tokens
+from bridge.config.values import (
+    ConfigError,
+)
 from bridge.config.values import (
     as_bool as _bool,
 )
@@ -113,6 +116,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """delivery log: one record per attempt (`GET /deliveries`)"""
     delivery_log_max_age_s: Annotated[float, Env("DELIVERY_LOG_MAX_AGE", "7d", _positive_duration)]
     """delivery log retention"""
+    audit_max_age_s: Annotated[float, Env("AUDIT_MAX_AGE", "90d", _positive_duration)]
+    """retention of the audit trail (stream `GREENLIGHT_WEBHOOKS_AUDIT`, `GET /audit`)"""
     job_webhook_ttl_s: Annotated[float, Env("JOB_WEBHOOK_TTL", "7d", _positive_duration)]
     """how long a job's per-job webhooks are remembered"""
     job_webhook_max: Annotated[int, Env("JOB_WEBHOOK_MAX", 10, _int_at_least(1, 1000))]
@@ -160,6 +165,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """its port"""
     admin_token: Annotated[Secret | None, Env("ADMIN_TOKEN", "", _optional_secret)]
     """bearer token of the admin API; empty: read-only admin routes"""
+    viewer_token: Annotated[Secret | None, Env("VIEWER_TOKEN", "", _optional_secret)]
+    """bearer token that may only read the admin API (`GET`); YAML `tokens:` adds named,
+    tenant-scoped ones"""
     log_level: Annotated[str, Env("LOG_LEVEL", "info", _choice(*_LEVELS))]
     """`debug`, `info`, `warning` or `error`"""
     log_format: Annotated[str, Env("LOG_FORMAT", "json", _choice("json", "console"))]
@@ -173,6 +181,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """after SIGTERM, how long in-flight attempts may finish"""
     webhooks: tuple[NamedWebhook, ...]
     config_path: str | None
+    tokens: tuple[ApiToken, ...] = ()
 
     def __repr__(self) -> str:
         # URLs may carry passwords; `webhook-bridge config check` shows a redacted view
@@ -306,7 +315,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         require_https=values["require_https"],
         global_ids=values["default_webhooks"],
     )
-    settings = Settings(**values, webhooks=webhooks, config_path=path)
+    tokens = _tokens(document.get("tokens"), where, values)
+    settings = Settings(**values, webhooks=webhooks, config_path=path, tokens=tokens)
     _check_consistency(settings)
     return settings
 
@@ -363,7 +373,7 @@ def _read_yaml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _check_keys(document: dict[str, Any], where: str) -> None:
-    known = {name.lower() for name in FIELDS} | {"webhooks"}
+    known = {name.lower() for name in FIELDS} | {"webhooks", "tokens"}
     for key in document:
         if key not in known:
             raise ConfigError(f"{where}: {key}: unknown setting")
@@ -390,6 +400,17 @@ def _interpolate(node: Any, env: Mapping[str, str], where: str) -> Any:
         raise ConfigError(f"{where}: environment variable {name} is not set")
 
     return _VAR.sub(substitute, node)
+
+
+def _tokens(node: Any, where: str, values: dict[str, Any]) -> tuple[ApiToken, ...]:
+    """YAML `tokens:` (bridge/config/tokens.py), each value distinct from the env tokens."""
+    try:
+        tokens = parse_tokens(node)
+        check_distinct(tokens, values["admin_token"], values["viewer_token"])
+    except ValueError as error:
+        in_file = where and str(error).startswith("tokens")
+        raise ConfigError(f"{where}: {error}" if in_file else str(error)) from None
+    return tokens
 
 
 def _check_consistency(settings: Settings) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from bridge.config.durations import format_duration
 from bridge.config.secret import REDACTED, Secret, redact_url
 from bridge.config.settings import Settings
+from bridge.config.tokens import ApiToken
 from bridge.config.webhooks import NamedWebhook
 
 
@@ -19,6 +20,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
         value = getattr(settings, field)
         if field == "webhooks":
             view[field] = [_webhook(hook) for hook in value]
+        elif field == "tokens":
+            view[field] = [_token(entry) for entry in value]
         elif field.endswith("_s") and isinstance(value, float):
             view[field.removesuffix("_s")] = format_duration(value)
         else:
@@ -43,6 +46,15 @@ def _webhook(hook: NamedWebhook) -> dict[str, Any]:
         "rate_limit": hook.rate_limit,
         "timeout": format_duration(hook.timeout_s) if hook.timeout_s else None,
         "max_retry": hook.max_retry,
+    }
+
+
+def _token(entry: ApiToken) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "token": REDACTED,
+        "role": entry.role,
+        "tenants": list(entry.tenants),
     }
 
 

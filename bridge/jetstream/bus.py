@@ -16,6 +16,7 @@ subjects a newer version added):
   first attempts deferred together to a saturated URL wait there as one batch message;
 - the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
 - the delivery log (`DELIVERY_LOG_STREAM`, `greenlight.webhooks.log.>`), one record per attempt;
+- the audit trail (`GREENLIGHT_WEBHOOKS_AUDIT`, `greenlight.webhooks.audit.>`, `AUDIT_MAX_AGE`);
 - KV buckets `<durable>-jobs` (per-job webhooks, TTL) and `<durable>-replays` (replay marks).
 """
 
@@ -49,6 +50,7 @@ from nats.js.kv import KeyValue
 
 from bridge.config.secret import redact_url
 from bridge.config.settings import Settings, nats_tls_context
+from bridge.policy.audit import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX
 from bridge.policy.dead_letter import DLQ_SUBJECT_PREFIX
 from bridge.policy.tasks import DeliveryTask, batch_message_id, encode_batch, encode_task
 
@@ -255,6 +257,30 @@ async def read_all(
         await sub.unsubscribe()
 
 
+async def read_latest(
+    js: JetStreamContext, stream: str, subject: str, limit: int, keep: Callable[[Msg], T | None]
+) -> list[T]:
+    """The latest `limit` messages on `subject` that `keep` turns into a value, oldest first.
+
+    Reads back from the stream's end in growing windows (`limit`, then four times as many...)
+    until enough are kept or the window reaches the first message, so the common answer reads
+    only the stream's tail, and a sparse filter still finds its matches.
+    """
+    last_seq = (await js.stream_info(stream)).state.last_seq
+    window = limit
+    while True:
+        start = max(1, last_seq - window + 1)
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        kept = [
+            value
+            async for msg in read_all(js, stream, subject, config)
+            if (value := keep(msg)) is not None
+        ]
+        if len(kept) >= limit or start == 1:
+            return kept[-limit:]
+        window *= 4
+
+
 def stragglers(sub: JetStreamContext.PullSubscription) -> list[Msg]:
     """Messages a pull request delivered after our fetch stopped waiting for it.
 
@@ -444,6 +470,7 @@ def _streams(settings: Settings) -> list[StreamConfig]:
         _tasks_stream(settings),
         _dlq_stream(settings),
         _log_stream(settings),
+        _audit_stream(settings),
     ]
 
 
@@ -467,6 +494,11 @@ def _log_stream(settings: Settings) -> StreamConfig:
     return _stream(
         settings.delivery_log_stream, subjects, max_age_s=settings.delivery_log_max_age_s
     )
+
+
+def _audit_stream(settings: Settings) -> StreamConfig:
+    subjects = [f"{AUDIT_SUBJECT_PREFIX}.>"]
+    return _stream(AUDIT_STREAM, subjects, max_age_s=settings.audit_max_age_s)
 
 
 def _stream(

@@ -20,12 +20,13 @@ import collections
 import functools
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, PubAck
 
@@ -43,6 +44,7 @@ ACK_TIMEOUT_S = 10.0
 # below nats-py's publish_async permits (4000), so a publish never waits for one
 MAX_OUTSTANDING = 3000
 NO_JOB = "_"
+Keep = Callable[["Entry"], bool]
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -185,15 +187,21 @@ class DeliveryLog:
 
 
 async def query(
-    js: JetStreamContext, stream: str, *, job_id: str | None, event_id: str | None, limit: int
+    js: JetStreamContext,
+    stream: str,
+    *,
+    job_id: str | None,
+    event_id: str | None,
+    limit: int,
+    keep: Keep = lambda _entry: True,
 ) -> list[Entry]:
-    """The latest `limit` attempts of one job and/or event, oldest first."""
+    """The latest `limit` attempts of one job and/or event that `keep` accepts, oldest first."""
     subject = subject_for(None, job_id, event_id)
     config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
     found: collections.deque[Entry] = collections.deque(maxlen=limit)
     async for msg in bus.read_all(js, stream, subject, config):
         entry = _DECODER.decode(msg.data)
-        if job_id in (None, entry.job_id) and event_id in (None, entry.event_id):
+        if job_id in (None, entry.job_id) and event_id in (None, entry.event_id) and keep(entry):
             found.append(entry)
     return list(found)
 
@@ -211,15 +219,16 @@ async def of_url(
     return list(found)
 
 
-async def recent(js: JetStreamContext, stream: str, limit: int) -> list[Entry]:
-    """The last `limit` attempts across every endpoint, oldest first."""
-    last_seq = (await js.stream_info(stream)).state.last_seq
-    start = max(1, last_seq - limit + 1)
-    config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-    return [
-        _DECODER.decode(msg.data)
-        async for msg in bus.read_all(js, stream, f"{LOG_SUBJECT_PREFIX}.>", config)
-    ]
+async def recent(
+    js: JetStreamContext, stream: str, limit: int, keep: Keep = lambda _entry: True
+) -> list[Entry]:
+    """The last `limit` attempts across every endpoint that `keep` accepts, oldest first."""
+
+    def kept(msg: Msg) -> Entry | None:
+        entry = _DECODER.decode(msg.data)
+        return entry if keep(entry) else None
+
+    return await bus.read_latest(js, stream, f"{LOG_SUBJECT_PREFIX}.>", limit, kept)
 
 
 async def latest(js: JetStreamContext, stream: str, urls: Iterable[str]) -> dict[str, Entry]:

@@ -61,12 +61,14 @@ async def publish(
 
 
 class Filter(msgspec.Struct, frozen=True):
-    """Which dead letters a list or replay is about."""
+    """Which dead letters a list or replay is about; `tenants`: only these tenants' (None: any,
+    a tenant-scoped admin token's own otherwise)."""
 
     event: str | None = None
     endpoint: str | None = None
     since_s: float | None = None
     include_replayed: bool = False
+    tenants: frozenset[str] | None = None
 
     def subject(self) -> str:
         tokens = event_tokens(self.event, wildcards=True) if self.event else ">"
@@ -74,6 +76,8 @@ class Filter(msgspec.Struct, frozen=True):
 
     def accepts(self, stored: Stored) -> bool:
         if stored.replayed_at and not self.include_replayed:
+            return False
+        if self.tenants is not None and stored.record.tenant_id not in self.tenants:
             return False
         endpoint = stored.record.endpoint
         wanted = self.endpoint

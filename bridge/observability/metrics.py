@@ -9,6 +9,7 @@ from typing import Any, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bridge import __version__
+from bridge.policy.audit import CONFIG_ACTIONS
 from bridge.policy.dead_letter import Reason
 from bridge.policy.events import InvalidReason
 
@@ -87,6 +88,9 @@ class Metrics:
         self.delivery_log_errors = self._counter(
             "delivery_log_errors", "Delivery log records that could not be written"
         )
+        self.config_changes = self._counter(
+            "config_changes", "Webhook changes through the admin API, audited", "action"
+        )
         self._zeroes()
         self._gauge("build_info", "Version of the running bridge", "version").labels(
             version=__version__
@@ -145,3 +149,5 @@ class Metrics:
             self.dead_letters.labels(reason=reason)
         for invalid in get_args(InvalidReason):
             self.events_invalid.labels(reason=invalid)
+        for action in CONFIG_ACTIONS:
+            self.config_changes.labels(action=action)

@@ -132,6 +132,7 @@ async def test_openapi_document_lists_every_route(guarded: TestClient[object, ob
         "/webhooks/{id}",
         "/webhooks/{id}/secret/rotate",
         "/webhooks/{id}/test",
+        "/audit",
     }
     assert set(document["paths"]) == served
 
