@@ -54,6 +54,10 @@ ROLES = ("admin", "viewer", "scoped_admin", "scoped_viewer", "none", "wrong")
 PUBLIC = dict.fromkeys(ROLES, 200)
 READ = {**PUBLIC, "none": 401, "wrong": 401}
 WRITE = {**READ, "viewer": 403, "scoped_viewer": 403}
+CREATED = {**WRITE, "admin": 201, "scoped_admin": 201}
+CONFIGURED = {**WRITE, "admin": 409, "scoped_admin": 409}  # a YAML webhook cannot change
+MISSING = {**WRITE, "admin": 404, "scoped_admin": 404}
+ACME_HOOK = {"url": "http://127.0.0.1:9/roles", "tenants": ["acme"]}  # never called
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,19 @@ ROUTES = [
     Route("GET", "/audit", READ),
     Route("GET", "/audit?webhook=acme-crm&limit=5", READ),
     Route("POST", "/dlq/replay", WRITE, {"dry_run": True}),
+    Route("GET", "/webhooks/acme-crm", READ),
+    Route("POST", "/webhooks", CREATED, ACME_HOOK),
+    Route("PATCH", "/webhooks/acme-crm", CONFIGURED, {"active": False}),
+    Route("DELETE", "/webhooks/acme-crm", CONFIGURED),
+    Route("POST", "/webhooks/acme-crm/secret/rotate", CONFIGURED),
+    Route("POST", "/webhooks/acme-crm/test", WRITE),
+    Route("DELETE", "/webhooks/no-such-hook", MISSING),
 ]
 
 
 async def call(bridge: BridgeProcess, route: Route, role: str) -> tuple[int, str]:
-    if route.method == "GET":
-        return await bridge.get(route.path, headers=headers(role))
-    return await bridge.post(route.path, route.body, headers=headers(role))
+    answer = await bridge.call(route.method, route.path, route.body, headers(role))
+    return answer.status, answer.text
 
 
 async def _bridge_with_two_tenants_dead_letters(
@@ -100,6 +110,7 @@ async def _bridge_with_two_tenants_dead_letters(
         "ACME_ADMIN": TOKENS["scoped_admin"],
         "DEFAULT_WEBHOOK_URLS": receiver.url("/dead"),
         "WEBHOOK_MAX_RETRY": "0",
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the API webhooks of these tests are on loopback
     }
     bridge = await bridges.start(env)
     await publish_event(js, job_event("job.failed", "j-acme", tenant_id="acme"), "evt-acme")
@@ -229,3 +240,44 @@ async def test_config_check_redacts_tokens_and_refuses_bad_ones(tmp_path: Path) 
         .endswith("bridge.yaml: tokens[0].role: expected admin or viewer")
     )
     assert "t-ops-value" not in bad.stderr
+
+
+async def test_scoped_tokens_see_and_touch_only_their_tenants_webhooks(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges, tmp_path: Path
+) -> None:
+    bridge = await _bridge_with_two_tenants_dead_letters(js, receiver, bridges, tmp_path)
+    for hook in (
+        {"id": "globex-erp", "url": receiver.url("/globex"), "tenants": ["globex"]},
+        {"id": "everyone", "url": receiver.url("/all")},
+    ):
+        created = await bridge.call("POST", "/webhooks", hook, headers("admin"))
+        assert created.status == 201, created.text
+    acme = headers("scoped_admin")
+    for other in ("globex-erp", "everyone"):
+        for method, path in (
+            ("GET", f"/webhooks/{other}"),
+            ("PATCH", f"/webhooks/{other}"),
+            ("DELETE", f"/webhooks/{other}"),
+            ("POST", f"/webhooks/{other}/test"),
+            ("POST", f"/webhooks/{other}/secret/rotate"),
+        ):
+            answer = await bridge.call(
+                method, path, {"active": False} if method == "PATCH" else None, acme
+            )
+            assert answer.status == 404, f"{method} {path}: {answer.status}"
+    for tenants in (["globex"], [], ["acme", "globex"]):
+        body = {"url": receiver.url("/x"), "tenants": tenants}
+        refused = await bridge.call("POST", "/webhooks", body, acme)
+        assert refused.status == 403, tenants
+    mine = await bridge.call("POST", "/webhooks", {**ACME_HOOK, "id": "acme-bi"}, acme)
+    assert mine.status == 201, mine.text
+    widened = await bridge.call("PATCH", "/webhooks/acme-bi", {"tenants": ["globex"]}, acme)
+    assert widened.status == 403
+    listed = {
+        hook["id"] for hook in (await _json(bridge, "/webhooks", "scoped_viewer"))["webhooks"]
+    }
+    assert listed == {"acme-crm", "acme-bi"}
+    seen = {r["webhook_id"] for r in (await _json(bridge, "/audit", "scoped_viewer"))["audit"]}
+    assert seen == {"acme-bi"}, "acme sees the audit of other tenants' webhooks"
+    everything = await _json(bridge, "/webhooks", "admin")
+    assert {"globex-erp", "everyone", "acme-bi"} <= {hook["id"] for hook in everything["webhooks"]}

@@ -293,3 +293,38 @@ async def test_a_dead_letter_of_an_api_webhook_is_replayed_by_the_cli(
     await bridges.wait_for(lambda: receiver.count("/erp") >= 2, 15, "not replayed")
     again = receiver.received("/erp")[1]
     assert standard_valid(SECRET, again.body, again.header_dict())  # its own secret
+
+
+async def test_the_audit_trail_records_each_action_and_no_secret(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges
+) -> None:
+    bridge = await bridges.start(ENV)
+    header_value = "Bearer header-secret-value"
+    hook = {"secret": SECRET, "headers": {"Authorization": header_value}}
+    assert (await create(bridge, id="erp", url=receiver.url("/erp"), **hook)).status == 201
+    assert (await bridge.call("PATCH", "/webhooks/erp", {"description": "v2"}, AUTH)).status == 200
+    rotated = await bridge.call("POST", "/webhooks/erp/secret/rotate", None, AUTH)
+    assert (await bridge.call("POST", "/webhooks/erp/test", None, AUTH)).status == 200
+    assert (await bridge.call("DELETE", "/webhooks/erp", None, AUTH)).status == 204
+    generated = await create(bridge, id="bi", url=receiver.url("/bi"))
+
+    trail = json.loads((await bridge.get("/audit?webhook=erp", AUTH))[1])["audit"]
+    assert [r["action"] for r in trail] == ["create", "update", "rotate", "test", "delete"]
+    assert {r["actor"] for r in trail} == {"admin"}
+    assert trail[0]["change"]["secret"] == "***"
+    assert trail[0]["change"]["headers"] == {"Authorization": "***"}
+    assert trail[3]["change"]["status"] == "success"
+    secrets = (SECRET, header_value, rotated.json()["secret"], generated.json()["secret"], TOKEN)
+    raw = await _raw_audit(js)
+    assert len(raw) == 6
+    assert not [s for s in secrets if any(s.encode() in record for record in raw)]
+    metrics = (await bridge.get("/metrics"))[1]
+    assert 'webhook_bridge_config_changes_total{action="create"} 2.0' in metrics
+
+
+async def _raw_audit(js: JetStreamContext) -> list[bytes]:
+    state = (await js.stream_info("GREENLIGHT_WEBHOOKS_AUDIT")).state
+    return [
+        (await js.get_msg("GREENLIGHT_WEBHOOKS_AUDIT", seq)).data or b""
+        for seq in range(state.first_seq, state.last_seq + 1)
+    ]
