@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.policy.merge_patch import merge_patch
 from harness.ports import LOOPBACK
 
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -56,19 +57,6 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396: objects merge recursively, null removes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for name, value in patch.items():
-        if value is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = merge_patch(merged.get(name), value)
-    return merged
 
 
 def _error(status: int, message: str) -> web.Response:
