@@ -56,7 +56,9 @@ async def run_scenario(scenario: Scenario, args: argparse.Namespace, workdir: Pa
         if args.profile:
             print(top_entries(rundir / "bridge.pyspy"), file=sys.stderr)
         took_s = time.monotonic() - started_s
-        print(f"  scenario {scenario.key} run {index + 1}: {took_s:.0f}s", file=sys.stderr)
+        ratio = found[-1]["bridge"].rate_per_s / found[-1]["raw"].rate_per_s
+        progress = f"  scenario {scenario.key} run {index + 1}: {took_s:.0f}s, ratio {ratio:.2f}x"
+        print(progress, file=sys.stderr)
     return summarise(scenario, found)
 
 
