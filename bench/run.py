@@ -167,10 +167,12 @@ class Measure:
         receivers = await asyncio.gather(*(self._receiver(i) for i in self.variant.endpoints))
         consumer = await self._consumer(receivers)
         profiler = None
-        if self.profile:
-            output = self.workdir / f"{self.variant.name}.pyspy"
-            profiler = await start_profiler(consumer.pid, output)
         try:
+            if self.hooks:  # before the profiler: creating the webhooks is no part of it
+                await self._ready_for_webhook_events(consumer, receivers[0])
+            if self.profile:
+                output = self.workdir / f"{self.variant.name}.pyspy"
+                profiler = await start_profiler(consumer.pid, output)
             measurement = await self._observe(consumer, [receivers[i] for i in self.healthy])
             if self.hooks:
                 await self._check_paths(receivers[0])
@@ -233,7 +235,6 @@ class Measure:
         meter = Meter(consumer.pid)
         publisher = None
         if self.hooks:
-            await self._ready_for_webhook_events(consumer, healthy[0])
             names = tuple(webhooks.event_names(len(self.hooks)))
             publisher = asyncio.create_task(
                 publish_backlog(self.js, self.scenario.events, names, self.durable)
