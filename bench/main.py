@@ -22,6 +22,9 @@ from bench.profile import top_entries
 from bench.report import Row, Run, against_first, summarise, table
 from bench.run import run_once
 from bench.scenarios import Scenario, scenarios
+from bench.webhooks import MATCHING
+
+MIN_API_WEBHOOKS = MATCHING + 1  # a tenth of them are decoys
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +78,10 @@ async def run_all(args: argparse.Namespace, workdir: Path) -> list[Row]:
 
 
 def main() -> None:
-    args = _parser().parse_args()
+    parser = _parser()
+    args = parser.parse_args()
+    if args.api_webhooks < MIN_API_WEBHOOKS:
+        parser.error(f"--api-webhooks: at least {MIN_API_WEBHOOKS} (one event name)")
     started = machine()
     with tempfile.TemporaryDirectory(prefix="bench-") as temp:
         workdir = Path(args.workdir or temp)
