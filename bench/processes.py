@@ -13,7 +13,7 @@ import aiohttp
 import msgspec
 import psutil  # type: ignore[import-untyped]
 
-from bench.receiver import STATS_PATH
+from bench.receiver import PATHS_PATH, STATS_PATH
 from bridge.jetstream.embedded import EmbeddedNats, free_port
 
 STOP_TIMEOUT_S = 30.0
@@ -102,6 +102,11 @@ class Receiver:
         async with session.get(self.url(STATS_PATH)) as response:
             return _STATS.decode(await response.read())
 
+    async def by_path(self, session: aiohttp.ClientSession) -> dict[str, int]:
+        """Arrivals per path (a receiver started with `--paths`)."""
+        async with session.get(self.url(PATHS_PATH)) as response:
+            return msgspec.json.decode(await response.read(), type=dict[str, int])
+
 
 class Meter:
     """CPU seconds and peak RSS of a process and its children (a supervisor's workers)."""
@@ -152,9 +157,17 @@ async def start_nats(store_dir: Path) -> EmbeddedNats:
 
 
 async def start_raw(
-    log_path: Path, nats_url: str, stream: str, durable: str, urls: list[str]
+    log_path: Path,
+    nats_url: str,
+    stream: str,
+    durable: str,
+    urls: list[str],
+    *,
+    routes: Path | None = None,
 ) -> Child:
+    """`routes`: a JSON file of event name → URLs, instead of every URL for every event."""
     argv = [PYTHON, "-m", "bench.raw", nats_url, stream, durable, *urls]
+    argv += ["--routes", str(routes)] if routes is not None else []
     return await Child.start(argv, log_path, python_env(), pipe=False)
 
 

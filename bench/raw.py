@@ -1,10 +1,13 @@
 """The raw baseline: the least a NATS → HTTP pipeline can do with the bridge's libraries.
 
     python -m bench.raw NATS_URL STREAM DURABLE URL [URL ...]
+    python -m bench.raw NATS_URL STREAM DURABLE --routes ROUTES.json
 
 A durable pull consumer, `fetch` in batches, one aiohttp POST per message and URL under a
 semaphore, then `ack`. No routing, signing, retries, metrics or logs: the ceiling the bridge
-is measured against. Runs until SIGTERM.
+is measured against. With `--routes` (a JSON object: event name → URLs) each message goes to
+the URLs of its `event` instead, a dictionary lookup: the least routing can cost. Runs until
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
+import msgspec
 import nats
 import nats.errors
 import uvloop
@@ -24,13 +30,28 @@ CONCURRENCY = 256
 MAX_BATCH = 128
 FETCH_TIMEOUT_S = 1.0
 HEADERS = {"Content-Type": "application/json"}
+Urls = Callable[[bytes], list[str]]
+
+
+class _Named(msgspec.Struct):
+    event: str = ""
+
+
+_NAMED = msgspec.json.Decoder(_Named)
+
+
+def urls_of(urls: list[str], routes_path: str | None) -> Urls:
+    if routes_path is None:
+        return lambda _data: urls
+    routes = msgspec.json.decode(Path(routes_path).read_bytes(), type=dict[str, list[str]])
+    return lambda data: routes.get(_NAMED.decode(data).event, [])
 
 
 async def deliver(
-    session: aiohttp.ClientSession, urls: list[str], msg: Msg, slots: asyncio.Semaphore
+    session: aiohttp.ClientSession, urls: Urls, msg: Msg, slots: asyncio.Semaphore
 ) -> None:
     try:
-        await asyncio.gather(*(post(session, url, msg.data) for url in urls))
+        await asyncio.gather(*(post(session, url, msg.data) for url in urls(msg.data)))
         await msg.ack()
     finally:
         slots.release()
@@ -41,7 +62,7 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
         await response.read()
 
 
-async def consume(nats_url: str, stream: str, durable: str, urls: list[str]) -> None:
+async def consume(nats_url: str, stream: str, durable: str, urls: Urls) -> None:
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     nc = await nats.connect(nats_url)
@@ -76,9 +97,11 @@ def main() -> None:
     parser.add_argument("nats_url")
     parser.add_argument("stream")
     parser.add_argument("durable")
-    parser.add_argument("urls", nargs="+")
+    parser.add_argument("urls", nargs="*")
+    parser.add_argument("--routes", help="JSON file: event name → URLs")
     args = parser.parse_args()
-    uvloop.run(consume(args.nats_url, args.stream, args.durable, args.urls))
+    urls = urls_of(args.urls, args.routes)
+    uvloop.run(consume(args.nats_url, args.stream, args.durable, urls))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A benchmark receiver process: counts arrivals and answers by mode.
 
-    python -m bench.receiver [--delay-ms 50] [--hang] [--latency] [--aiohttp]
+    python -m bench.receiver [--delay-ms 50] [--hang] [--latency] [--paths] [--aiohttp]
 
 The default server is a bare asyncio protocol that reads Content-Length bodies over
 keep-alive connections and answers a fixed 200: about a tenth of the CPU of an aiohttp
@@ -10,7 +10,8 @@ are measured on (`--aiohttp` serves the same through aiohttp, for comparison).
 Prints `port <n>` on stdout once listening on 127.0.0.1. `GET /_stats` answers
 `{"count", "first_s", "last_s", "latencies_ms"}`: arrival times are `time.monotonic()`
 (system-wide on Linux, so comparable with the orchestrator's clock); with `--latency` each
-body's `sent_at` (Unix seconds, set by the publisher) gives publish → arrival in ms.
+body's `sent_at` (Unix seconds, set by the publisher) gives publish → arrival in ms. With
+`--paths` (lean server only), `GET /_paths` answers the arrivals per request path.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import uvloop
 from aiohttp import web
 
 STATS_PATH = "/_stats"
+PATHS_PATH = "/_paths"
 
 
 class _Sent(msgspec.Struct):
@@ -39,10 +41,12 @@ _SENT = msgspec.json.Decoder(_Sent)
 class Counter:
     """What arrived, and how each request is answered."""
 
-    def __init__(self, delay_s: float, hang: bool, latency: bool) -> None:
+    def __init__(self, delay_s: float, hang: bool, latency: bool, paths: bool = False) -> None:
         self.delay_s = delay_s
         self.hang = hang
         self.latency = latency
+        self.paths = paths
+        self.by_path: dict[str, int] = {}
         self.count = 0
         self.first_s = 0.0
         self.last_s = 0.0
@@ -55,6 +59,10 @@ class Counter:
         self.count += 1
         self.first_s = self.first_s or now_s
         self.last_s = now_s
+
+    def arrived_at(self, head: bytes) -> None:
+        path = head.split(b" ", 2)[1].decode("latin-1")
+        self.by_path[path] = self.by_path.get(path, 0) + 1
 
     def stats_body(self) -> bytes:
         fields = ("count", "first_s", "last_s", "latencies_ms")
@@ -107,12 +115,12 @@ class LeanHttp(asyncio.Protocol):
 
     def _answer(self, head: bytes, body: bytes) -> None:
         assert self._transport is not None
-        if head.startswith(b"GET " + STATS_PATH.encode()):
-            stats = self._counter.stats_body()
-            length = f"Content-Length: {len(stats)}\r\n".encode()
-            self._transport.write(b"HTTP/1.1 200 OK\r\n" + length + b"\r\n" + stats)
+        if head.startswith(b"GET /_"):
+            self._answer_stats(head)
             return
         self._counter.arrived(body)
+        if self._counter.paths:
+            self._counter.arrived_at(head)
         if self._counter.hang:
             return
         if self._counter.delay_s:
@@ -120,6 +128,13 @@ class LeanHttp(asyncio.Protocol):
             loop.call_later(self._counter.delay_s, self._transport.write, OK)
         else:
             self._transport.write(OK)
+
+    def _answer_stats(self, head: bytes) -> None:
+        assert self._transport is not None
+        paths = head.startswith(b"GET " + PATHS_PATH.encode())
+        stats = msgspec.json.encode(self._counter.by_path) if paths else self._counter.stats_body()
+        length = f"Content-Length: {len(stats)}\r\n".encode()
+        self._transport.write(b"HTTP/1.1 200 OK\r\n" + length + b"\r\n" + stats)
 
 
 async def serve_lean(counter: Counter) -> None:
@@ -155,9 +170,10 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--hang", action="store_true")
     parser.add_argument("--latency", action="store_true")
+    parser.add_argument("--paths", action="store_true", help="count arrivals per path")
     parser.add_argument("--aiohttp", action="store_true", help="serve through aiohttp")
     args = parser.parse_args()
-    counter = Counter(args.delay_ms / 1000, args.hang, args.latency)
+    counter = Counter(args.delay_ms / 1000, args.hang, args.latency, args.paths)
     try:
         uvloop.run(serve(counter) if args.aiohttp else serve_lean(counter))
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ def _notes(scenario: Scenario, runs: list[Run]) -> str:
         )
     if scenario.workers > 1:
         return f"{scenario.workers} worker processes vs raw single process"
+    if scenario.api_webhooks:
+        deliveries = runs[0]["bridge"].deliveries
+        return f"{deliveries:,} deliveries, {scenario.per_event} per event, all as routed"
     return f"{runs[0]['bridge'].deliveries:,} deliveries"
 
 
@@ -91,6 +95,22 @@ def summarise(scenario: Scenario, runs: list[Run]) -> Row:
         raw_rss_mb=_median(runs, "raw", "peak_rss_bytes") / MB,
         notes=_notes(scenario, runs),
     )
+
+
+def against_first(rows: list[Row]) -> list[Row]:
+    """API-webhook rows also say their ratio against scenario 1's (one target per event),
+    when it ran in the same invocation."""
+    first = next((row for row in rows if row.scenario.key == "1"), None)
+    if first is None:
+        return rows
+    return [
+        dataclasses.replace(
+            row, notes=f"{row.notes}; {row.ratio / first.ratio:.2f}x scenario 1's ratio"
+        )
+        if row.scenario.api_webhooks
+        else row
+        for row in rows
+    ]
 
 
 HEADER = (

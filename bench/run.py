@@ -3,7 +3,9 @@
 Consumers take turns on the same server (their own durables on the same stream), in
 alternating order from run to run, each with fresh receiver processes. A backlog is
 published once and read by every consumer; live (latency) events are published per consumer
-once it is fetching, the stream purged in between.
+once it is fetching, the stream purged in between. With API webhooks the backlog too is
+published per consumer, once the bridge lists every webhook (the bridge would drop events
+that arrive before them) and the consumer is fetching.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import nats
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
+from bench import webhooks
 from bench.processes import (
     Child,
     Meter,
@@ -47,8 +51,9 @@ RECEIVER_ARGS: dict[Mode, tuple[str, ...]] = {
     "slow": ("--delay-ms", "50"),
     "hang": ("--hang",),
 }
+NAMES = ("job.completed",)
 EVENT = (
-    '{"event":"job.completed","job_id":"j_%d","document_id":"12345","tenant_id":"acme",'
+    '{"event":"%s","job_id":"j_%d","document_id":"12345","tenant_id":"acme",'
     '"tasks":["convert-fdx-to-screenjson","validate-screenjson"],"status":"success",'
     '"started_at":"2026-01-14T10:30:00Z","finished_at":"2026-01-14T10:30:12Z",'
     '"outputs":[{"task":"convert-fdx-to-screenjson","keys":["screenplays/output/script.json"]}],'
@@ -73,8 +78,9 @@ def variants(scenario: Scenario, run_index: int) -> list[Variant]:
     return found if run_index % 2 == 0 else found[::-1]
 
 
-def event_body(index: int) -> bytes:
-    return (EVENT % (index, time.time())).encode()
+def event_body(index: int, names: tuple[str, ...] = NAMES) -> bytes:
+    """Event `index`, named after the names in turn."""
+    return (EVENT % (names[index % len(names)], index, time.time())).encode()
 
 
 async def run_once(scenario: Scenario, workdir: Path, run_index: int, profile: bool) -> Run:
@@ -86,11 +92,11 @@ async def run_once(scenario: Scenario, workdir: Path, run_index: int, profile: b
         await js.add_stream(
             StreamConfig(name=STREAM, subjects=["greenlight.events.>"], storage=StorageType.FILE)
         )
-        if not scenario.latency:
+        if scenario.backlog:
             await publish_backlog(js, scenario.events)
         found: Run = {}
         for variant in variants(scenario, run_index):
-            if scenario.latency:
+            if not scenario.backlog:
                 await js.purge_stream(STREAM)
             measure = Measure(scenario, variant, server.url, js, workdir, profile=profile)
             found[variant.name] = await measure.run()
@@ -101,11 +107,15 @@ async def run_once(scenario: Scenario, workdir: Path, run_index: int, profile: b
         shutil.rmtree(workdir / "nats", ignore_errors=True)
 
 
-async def publish_backlog(js: JetStreamContext, count: int) -> None:
+async def publish_backlog(
+    js: JetStreamContext, count: int, names: tuple[str, ...] = NAMES, tag: str = "bench"
+) -> None:
+    """As fast as the server takes them; `tag` as in `publish_live`."""
     pending = []
     for index in range(count):
-        headers = {"Nats-Msg-Id": f"bench-{index}"}
-        pending.append(await js.publish_async(SUBJECT, event_body(index), headers=headers))
+        headers = {"Nats-Msg-Id": f"{tag}-{index}"}
+        body = event_body(index, names)
+        pending.append(await js.publish_async(SUBJECT, body, headers=headers))
         if len(pending) >= PUBLISH_WINDOW:
             await asyncio.gather(*pending)
             pending.clear()
@@ -150,17 +160,23 @@ class Measure:
         self.durable = f"bench-{variant.name}"
         modes = [scenario.endpoints[i] for i in variant.endpoints]
         self.healthy = [i for i, mode in enumerate(modes) if mode != "hang"]
-        self.expected = scenario.events * len(self.healthy)
+        self.expected = scenario.events * len(self.healthy) * scenario.per_event
+        self.hooks = webhooks.catalog(scenario.api_webhooks) if scenario.api_webhooks else []
 
     async def run(self) -> Measurement:
         receivers = await asyncio.gather(*(self._receiver(i) for i in self.variant.endpoints))
-        consumer = await self._consumer([r.url() for r in receivers])
+        consumer = await self._consumer(receivers)
         profiler = None
-        if self.profile:
-            output = self.workdir / f"{self.variant.name}.pyspy"
-            profiler = await start_profiler(consumer.pid, output)
         try:
-            return await self._observe(consumer, [receivers[i] for i in self.healthy])
+            if self.hooks:  # before the profiler: creating the webhooks is no part of it
+                await self._ready_for_webhook_events(consumer, receivers[0])
+            if self.profile:
+                output = self.workdir / f"{self.variant.name}.pyspy"
+                profiler = await start_profiler(consumer.pid, output)
+            measurement = await self._observe(consumer, [receivers[i] for i in self.healthy])
+            if self.hooks:
+                await self._check_paths(receivers[0])
+            return measurement
         finally:
             await consumer.stop()
             if profiler is not None:
@@ -170,14 +186,28 @@ class Measure:
     async def _receiver(self, index: int) -> Receiver:
         mode = self.scenario.endpoints[index]
         args = (*RECEIVER_ARGS[mode], *(("--latency",) if self.scenario.latency else ()))
+        args += ("--paths",) if self.hooks else ()
         log_path = self.workdir / f"receiver-{self.variant.name}-{index}.log"
         return await Receiver.start(log_path, *args)
 
-    async def _consumer(self, urls: list[str]) -> Child:
+    async def _consumer(self, receivers: list[Receiver]) -> Child:
         log_path = self.workdir / f"{self.variant.name}.log"
+        urls = [receiver.url() for receiver in receivers]
+        if self.hooks and not self.variant.bridge:
+            routes = self.workdir / "raw-routes.json"
+            routes.write_bytes(msgspec.json.encode(webhooks.routes(self.hooks, receivers[0].url)))
+            return await start_raw(log_path, self.nats_url, STREAM, self.durable, [], routes=routes)
         if not self.variant.bridge:
             return await start_raw(log_path, self.nats_url, STREAM, self.durable, urls)
-        return await start_bridge(log_path, self._bridge_env(urls), self.scenario.workers)
+        env = self._api_env() if self.hooks else self._bridge_env(urls)
+        return await start_bridge(log_path, env, self.scenario.workers)
+
+    def _api_env(self) -> dict[str, str]:
+        """As `_bridge_env`, but no configured webhooks: the admin API creates them."""
+        env = self._bridge_env([])
+        del env["BRIDGE_CONFIG"], env["DEFAULT_WEBHOOKS"]
+        env |= {"ADMIN_TOKEN": webhooks.ADMIN_TOKEN, "WEBHOOK_ALLOW_PRIVATE_URLS": "true"}
+        return env
 
     def _bridge_env(self, urls: list[str]) -> dict[str, str]:
         """Every feature on: named webhooks with filters, both signatures, info logs."""
@@ -204,6 +234,11 @@ class Measure:
     async def _observe(self, consumer: Child, healthy: list[Receiver]) -> Measurement:
         meter = Meter(consumer.pid)
         publisher = None
+        if self.hooks:
+            names = tuple(webhooks.event_names(len(self.hooks)))
+            publisher = asyncio.create_task(
+                publish_backlog(self.js, self.scenario.events, names, self.durable)
+            )
         if self.scenario.latency:
             await self._wait_fetching(consumer)
             rate = self.scenario.rate_per_s or 1.0
@@ -216,6 +251,39 @@ class Measure:
         if publisher is not None:
             await publisher
         return measurement
+
+    async def _ready_for_webhook_events(self, consumer: Child, receiver: Receiver) -> None:
+        """Every bridge process lists the webhooks, and the consumer is fetching."""
+        if self.variant.bridge:
+            await self._create_webhooks(consumer, receiver)
+        await self._wait_fetching(consumer)
+
+    async def _create_webhooks(self, consumer: Child, receiver: Receiver) -> None:
+        ports = await self._admin_ports(consumer)
+        bodies = [hook.body(receiver.url) for hook in self.hooks]
+        async with aiohttp.ClientSession() as session:
+            await webhooks.wait_live(session, ports)
+            await webhooks.create(session, ports[0], bodies)
+            await webhooks.wait_listed(session, ports, {hook.id for hook in self.hooks})
+
+    async def _admin_ports(self, consumer: Child) -> list[int]:
+        deadline_s = time.monotonic() + FETCHING_TIMEOUT_S
+        while (ports := webhooks.admin_ports(consumer.log_path, self.scenario.workers)) is None:
+            if consumer.exited() or time.monotonic() > deadline_s:
+                raise RuntimeError(f"{self.variant.name} never served HTTP: {consumer.tail()}")
+            await asyncio.sleep(SAMPLE_S)
+        return ports
+
+    async def _check_paths(self, receiver: Receiver) -> None:
+        """Each webhook got exactly the events of its names: every event its MATCHING."""
+        expected = webhooks.expected_by_path(self.hooks, self.scenario.events)
+        async with aiohttp.ClientSession() as session:
+            got = await receiver.by_path(session)
+        wrong = {p: (got.get(p, 0), n) for p, n in expected.items() if got.get(p, 0) != n}
+        wrong |= {p: (n, 0) for p, n in got.items() if p not in expected}
+        if wrong:
+            shown = ", ".join(f"{p} got {g} of {n}" for p, (g, n) in sorted(wrong.items())[:5])
+            raise RuntimeError(f"{self.variant.name}: {len(wrong)} paths wrong: {shown}")
 
     def _deadline_s(self) -> float:
         per_s = self.scenario.rate_per_s or SLOWEST_RATE_PER_S

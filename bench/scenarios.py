@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bench.webhooks import MATCHING
+
 Mode = Literal["fast", "slow", "hang"]
 MIN_EVENTS = 20
 
@@ -16,6 +18,8 @@ class Scenario:
     `events` are published before the consumers start (a backlog), unless `rate_per_s` is
     set: then they are published live at that rate once the consumer is fetching.
     `reference` adds a bridge run without the hanging endpoints (healthy throughput kept).
+    `api_webhooks`: that many webhooks are created through the admin API (`bench.webhooks`)
+    before the events are published, each event going to MATCHING of them.
     """
 
     key: str
@@ -27,6 +31,7 @@ class Scenario:
     reference: bool = False
     runs: int | None = None
     bridge_env: dict[str, str] = field(default_factory=dict)
+    api_webhooks: int = 0
 
     @property
     def healthy(self) -> tuple[int, ...]:
@@ -36,8 +41,20 @@ class Scenario:
     def latency(self) -> bool:
         return self.rate_per_s is not None
 
+    @property
+    def per_event(self) -> int:
+        """Deliveries per event and healthy endpoint."""
+        return MATCHING if self.api_webhooks else 1
 
-def scenarios(scale: float, backlog_events: int, backlog_runs: int) -> list[Scenario]:
+    @property
+    def backlog(self) -> bool:
+        """Published once before any consumer starts; else per consumer once it is ready."""
+        return not self.latency and not self.api_webhooks
+
+
+def scenarios(
+    scale: float, backlog_events: int, backlog_runs: int, api_webhooks: int = 500
+) -> list[Scenario]:
     def n(count: int) -> int:
         return max(MIN_EVENTS, round(count * scale))
 
@@ -64,4 +81,11 @@ def scenarios(scale: float, backlog_events: int, backlog_runs: int) -> list[Scen
             bridge_env=one,
         ),
         Scenario("7", "--workers 2 on scenario 1", n(20_000), workers=2, bridge_env=one),
+        Scenario(
+            "8",
+            f"{api_webhooks} API webhooks, {MATCHING} per event",
+            n(4_000),
+            api_webhooks=api_webhooks,
+            bridge_env=one,
+        ),
     ]

@@ -24,6 +24,9 @@ from bridge.policy.events import Event
 Source = Literal["named", "default", "job"]
 Standing = Literal["go", "paused", "gone"]
 FIXED_ROUTES_CACHED = 4096
+# (name, tenant) keys one webhook may take in the index; past it, its tenants are checked
+# per event instead (a webhook may list 256 names and 256 tenants)
+MAX_INDEX_KEYS = 64
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -99,8 +102,9 @@ class Router:
 
 
 class _Index:
-    """Named webhooks by id, and the global ones by event name: an event is matched against
-    the webhooks that name it plus those with globs (or no filter), not against all."""
+    """Named webhooks by id, and the global ones by event name and tenant: an event is
+    matched against the webhooks that name it (for its tenant or any), those of its tenant
+    with globs or no event filter, and those with neither: not against all."""
 
     def __init__(
         self,
@@ -110,25 +114,41 @@ class _Index:
     ) -> None:
         self.named = {hook.id: hook for hook in (*config, *api)}
         first = {hook_id: rank for rank, hook_id in enumerate(global_order)}
-        hooks = list(self.named.values())  # DEFAULT_WEBHOOKS first, then as listed
-        ordered = sorted(
-            hooks, key=lambda hook: (first.get(hook.id, len(first)), hooks.index(hook))
-        )
+        # DEFAULT_WEBHOOKS first, then as listed (the sort is stable)
+        ordered = sorted(self.named.values(), key=lambda hook: first.get(hook.id, len(first)))
         globals_ = [hook for hook in ordered if hook.scope == "global"]
         self._rank = {hook.id: rank for rank, hook in enumerate(globals_)}
+        self._by_name_tenant: dict[tuple[str, str], list[NamedWebhook]] = {}
         self._by_name: dict[str, list[NamedWebhook]] = {}
-        wild: list[NamedWebhook] = []
+        self._by_tenant: dict[str, list[NamedWebhook]] = {}
+        self._wild: list[NamedWebhook] = []
         for hook in globals_:
-            if hook.events and not any(_is_glob(p) for p in hook.events):
-                for name in hook.events:
-                    self._by_name.setdefault(name, []).append(hook)
-            else:
-                wild.append(hook)
-        self._wild = tuple(wild)
+            self._place(hook)
+
+    def _place(self, hook: NamedWebhook) -> None:
+        names = () if any(_is_glob(p) for p in hook.events) else tuple(dict.fromkeys(hook.events))
+        tenants = tuple(dict.fromkeys(hook.tenants))
+        if max(len(names), 1) * len(tenants) > MAX_INDEX_KEYS:
+            tenants = ()  # checked per event by `matches`
+        if names and tenants:
+            for key in ((name, tenant) for name in names for tenant in tenants):
+                self._by_name_tenant.setdefault(key, []).append(hook)
+        elif names:
+            for name in names:
+                self._by_name.setdefault(name, []).append(hook)
+        elif tenants:
+            for tenant in tenants:
+                self._by_tenant.setdefault(tenant, []).append(hook)
+        else:
+            self._wild.append(hook)
 
     def globals_for(self, event: Event) -> list[NamedWebhook]:
         """The global webhooks that want `event`, in their configured order."""
-        candidates = [*self._by_name.get(event.name, ()), *self._wild]
+        name, tenant = event.name, event.tenant_id
+        candidates = [*self._by_name.get(name, ()), *self._wild]
+        if tenant is not None:  # a webhook with tenants never wants an event without one
+            candidates += self._by_name_tenant.get((name, tenant), ())
+            candidates += self._by_tenant.get(tenant, ())
         wanted = [hook for hook in candidates if matches(hook, event)]
         return sorted(wanted, key=lambda hook: self._rank[hook.id])
 

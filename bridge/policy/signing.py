@@ -18,6 +18,9 @@ WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
 
 _WHSEC_PREFIX = "whsec_"
 _V1_PREFIX = "v1,"
+# two keys per secret (Greenlight's and Standard Webhooks'), one secret per webhook or more
+# while rotating: room for a catalog of a thousand webhooks
+KEYS_CACHED = 4096
 
 
 def greenlight_signature(secret: str, body: bytes) -> str:
@@ -26,7 +29,7 @@ def greenlight_signature(secret: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=KEYS_CACHED)
 def _keyed(key: bytes) -> hmac.HMAC:
     """The HMAC state after the key: copying it skips deriving the key pads for every body."""
     return hmac.new(key, digestmod=hashlib.sha256)
@@ -38,7 +41,7 @@ def _mac(key: bytes, data: bytes) -> hmac.HMAC:
     return mac
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=KEYS_CACHED)
 def standard_key(secret: str) -> bytes:
     """The HMAC key for Standard Webhooks.
 

@@ -22,6 +22,7 @@ Refusals raise UrlRefused; its reason is the error of the `blocked_url` dead let
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_URL_LENGTH = 2048
+URLS_CACHED = 4096  # verdicts on URLs' syntax (one per webhook and per-job URL in use)
 _SCHEMES = frozenset({"http", "https"})
 _SHOWN_HOST_CHARS = 100
 # WHATWG's "ends in a number": no DNS name has an all-numeric last label, but getaddrinfo
@@ -123,8 +125,25 @@ def check_url(url: str, *, require_https: bool) -> None:
 
     Syntax only: which addresses the host may reach is AddressPolicy's job.
     """
-    if len(url) > MAX_URL_LENGTH:
+    if len(url) > MAX_URL_LENGTH:  # before the cache: it would keep the long URL
         raise UrlRefused(f"URL is {len(url)} characters long, over {MAX_URL_LENGTH}")
+    reason = _syntax_refusal(url, require_https)
+    if reason is not None:
+        raise UrlRefused(reason)
+
+
+@functools.lru_cache(maxsize=URLS_CACHED)
+def _syntax_refusal(url: str, require_https: bool) -> str | None:
+    """Why `url` is refused, or None. Cached: every delivery to an API webhook or a per-job
+    URL checks its URL again, and parsing it is a good part of a delivery's CPU."""
+    try:
+        _check_syntax(url, require_https)
+    except UrlRefused as refused:
+        return refused.reason
+    return None
+
+
+def _check_syntax(url: str, require_https: bool) -> None:
     if any(_is_unsafe_char(char) for char in url):
         raise UrlRefused("URL contains whitespace or control characters")
     parsed = _parse(url)

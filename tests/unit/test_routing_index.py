@@ -77,3 +77,22 @@ def test_api_webhooks_are_vetted_like_per_job_urls() -> None:
     event = Event("e-1", "job.completed", "j-1", None, ("x",), b"{}", 0.0)
     (target,) = router.route(event).targets
     assert target.trusted is False
+
+
+def test_a_webhook_with_more_name_tenant_pairs_than_the_index_takes_still_routes() -> None:
+    names = tuple(f"job.e{i}" for i in range(10))
+    tenants = tuple(f"t{i}" for i in range(10))  # 100 pairs: indexed by name only
+    wide = NamedWebhook(
+        id="wide", url="https://w.example.com/", events=names, tenants=tenants, scope="global"
+    )
+    router = Router(load_settings({}))
+    router.replace_api([wide])
+
+    def picked(name: str, tenant: str | None) -> list[str | None]:
+        event = Event("e-1", name, "j-1", tenant, (), b"{}", 0.0)
+        return [t.webhook_id for t in router.route(event).targets]
+
+    assert picked("job.e3", "t7") == ["wide"]
+    assert picked("job.e3", "other") == []
+    assert picked("job.e3", None) == []
+    assert picked("job.e10", "t7") == []
