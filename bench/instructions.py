@@ -78,7 +78,8 @@ def _dumped(out: Path) -> int:
 
 def _argv(python: str, out: Path) -> list[str]:
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    return [*valgrind, python, "-m", "bridge", "run"]
+    # -P: not the current directory first on sys.path, so PYTHONPATH picks the checkout
+    return [*valgrind, python, "-P", "-m", "bridge", "run"]
 
 
 def _env(checkout: Path, server: EmbeddedNats, receiver: Receiver, port: int) -> dict[str, str]:
