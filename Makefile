@@ -40,7 +40,7 @@ tools: | $(BIN)/python
 	  dpkg-deb -x prometheus_*.deb . && cp usr/bin/promtool usr/bin/prometheus $(abspath $(BIN))/ \
 	) || echo "tools: apt-get download prometheus failed; the promtool tests will skip"
 
-# The bridge against a raw NATS -> HTTP baseline (docs/performance.md); about 8 min on 2 cores.
+# The bridge against a raw NATS -> HTTP baseline (docs/performance.md); about 9 min on 2 cores.
 # Smaller or selected runs: make bench BENCH_ARGS="--runs 1 --scale 0.1 --only 1,5"
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
