@@ -52,18 +52,14 @@ class RetiringSecret(msgspec.Struct, frozen=True):
     until_s: float
 
 
-class NamedWebhook(msgspec.Struct, frozen=True, kw_only=True):
-    """A named webhook: its URL, secrets, headers, filters and per-webhook overrides.
-
-    Empty `secrets` means WEBHOOK_SECRET. `revision` is the KV revision of an API webhook.
-    """
+class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """A webhook's plain fields, the same in memory and in the webhooks bucket: its id, URL,
+    filters and per-webhook overrides."""
 
     id: str
     url: str
-    secrets: tuple[Secret, ...] = ()
     events: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()
-    headers: tuple[tuple[str, Secret], ...] = ()
     active: bool = True
     description: str = ""
     scope: Scope = "on_demand"
@@ -71,6 +67,15 @@ class NamedWebhook(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: float | None = None
     timeout_s: float | None = None
     max_retry: int | None = None
+
+
+class NamedWebhook(WebhookOptions, frozen=True, kw_only=True):
+    """A named webhook: its plain fields, secrets and headers (kept as `Secret`s), where it
+    comes from. Empty `secrets` means WEBHOOK_SECRET; `revision` is the KV revision of an API
+    webhook."""
+
+    secrets: tuple[Secret, ...] = ()
+    headers: tuple[tuple[str, Secret], ...] = ()
     source: Source = "config"
     revision: int = 0
     retiring: tuple[RetiringSecret, ...] = ()

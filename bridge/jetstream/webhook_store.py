@@ -26,7 +26,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from bridge.config.secret import Secret
 from bridge.config.settings import Settings
-from bridge.config.webhooks import NamedWebhook, RetiringSecret, Scope
+from bridge.config.webhooks import NamedWebhook, RetiringSecret, WebhookOptions
 from bridge.jetstream.bus import JetStream, NoAnswer, found, nats_errors
 from bridge.observability.logs import log
 from bridge.policy.routing import Router
@@ -43,33 +43,18 @@ class _Retiring(msgspec.Struct, frozen=True):
     until_s: float
 
 
-class Stored(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A webhook as the bucket keeps it: plain values, secrets in clear."""
+class Stored(WebhookOptions, frozen=True, kw_only=True, omit_defaults=True):
+    """A webhook as the bucket keeps it: its plain fields, and its secrets in clear."""
 
-    id: str
-    url: str
     secret: str
-    events: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
-    active: bool = True
     headers: dict[str, str] = {}
-    description: str = ""
-    scope: Scope = "on_demand"
-    transform: str | None = None
-    rate_limit: float | None = None
-    timeout_s: float | None = None
-    max_retry: int | None = None
     retiring: tuple[_Retiring, ...] = ()
     created_at: str = ""
     updated_at: str = ""
 
 
 _DECODER = msgspec.json.Decoder(Stored)
-# the fields kept as they are; secrets and headers are unwrapped and wrapped on the way
-_PLAIN = (
-    *("id", "url", "events", "tenants", "active", "description", "scope", "transform"),
-    *("rate_limit", "timeout_s", "max_retry"),
-)
+_PLAIN = WebhookOptions.__struct_fields__  # kept as they are; secrets are unwrapped
 
 
 def encode(hook: NamedWebhook, created_at: str) -> Stored:
