@@ -138,8 +138,7 @@ class Bridge:
     ) -> list[ConsumerLoop]:
         """Every collaborator of the handlers is built here and handed in."""
         settings, js = self.settings, nc.jetstream()
-        kv = await js.key_value(settings.jobs_bucket)  # created by ensure_topology
-        hooks_kv = await js.key_value(settings.webhooks_bucket)
+        hooks_kv = await js.key_value(settings.webhooks_bucket)  # created by ensure_topology
         self.store = self.backend.store = WebhookStore(hooks_kv, self.router, self._count_webhooks)
         limiter = EndpointLimiter(
             settings.endpoint_concurrency,
@@ -149,17 +148,11 @@ class Bridge:
         dispatcher = self._dispatcher = self.backend.dispatcher = Dispatcher(
             settings, self.router, sender, nc, metrics=self.metrics, limiter=limiter
         )
-        jobs = self._jobs = JobWebhooks(
-            kv,
-            settings.job_webhook_ttl_s,
-            max_entries=settings.job_webhook_max,
-            max_value_bytes=bus.max_body_bytes(nc),
-        )
         rates = RateLimits(await js.key_value(settings.rates_bucket))
         on_event = EventHandler(
             settings,
             router=self.router,
-            jobs=jobs,
+            jobs=await self._job_webhooks(nc),
             dispatcher=dispatcher,
             limiter=limiter,
             rates=rates,
@@ -167,14 +160,17 @@ class Bridge:
             max_event_bytes=max_event_bytes,
         )
         on_task = TaskHandler(settings, dispatcher=dispatcher, limiter=limiter, rates=rates)
-        durable = settings.nats_durable
-        events = await js.pull_subscribe_bind(durable, settings.nats_stream)
-        tasks = await js.pull_subscribe_bind(durable, settings.tasks_stream)
-        capacity = settings.concurrency
-        return [
-            ConsumerLoop("events", events, on_event, capacity, on_failure=on_event.failed),
-            ConsumerLoop("tasks", tasks, on_task, capacity * 2),
-        ]
+        return await _consumer_loops(js, settings, on_event, on_task)
+
+    async def _job_webhooks(self, nc: Connection) -> JobWebhooks:
+        settings = self.settings
+        self._jobs = JobWebhooks(
+            await nc.jetstream().key_value(settings.jobs_bucket),
+            settings.job_webhook_ttl_s,
+            max_entries=settings.job_webhook_max,
+            max_value_bytes=bus.max_body_bytes(nc),
+        )
+        return self._jobs
 
     async def _run_loops(
         self, loops: list[ConsumerLoop], js: JetStream, stopping: asyncio.Event
@@ -200,6 +196,18 @@ class Bridge:
             await asyncio.wait_for(nc.drain(), NATS_CLOSE_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.close(), NATS_CLOSE_S)
+
+
+async def _consumer_loops(
+    js: JetStream, settings: Settings, on_event: EventHandler, on_task: TaskHandler
+) -> list[ConsumerLoop]:
+    durable, capacity = settings.nats_durable, settings.concurrency
+    events = await js.pull_subscribe_bind(durable, settings.nats_stream)
+    tasks = await js.pull_subscribe_bind(durable, settings.tasks_stream)
+    return [
+        ConsumerLoop("events", events, on_event, capacity, on_failure=on_event.failed),
+        ConsumerLoop("tasks", tasks, on_task, capacity * 2),
+    ]
 
 
 async def _first_of(*waits: Coroutine[Any, Any, object]) -> None:
