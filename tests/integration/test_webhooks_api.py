@@ -318,6 +318,10 @@ async def test_the_audit_trail_records_each_action_and_no_secret(
     raw = await _raw_audit(js)
     assert len(raw) == 6
     assert not [s for s in secrets if any(s.encode() in record for record in raw)]
+    logs = bridge.stdout_text() + bridge.stderr_text()
+    assert not [s for s in secrets if s in logs], "a secret in the bridge's log"
+    listed = (await bridge.get("/webhooks", AUTH))[1] + (await bridge.get("/webhooks/bi", AUTH))[1]
+    assert not [s for s in secrets if s in listed], "a secret in an answer"
     metrics = (await bridge.get("/metrics"))[1]
     assert 'webhook_bridge_config_changes_total{action="create"} 2.0' in metrics
 
