@@ -52,6 +52,7 @@ SECRET_BYTES = 32
 ID_BYTES = 8
 ID_CHANGE = "id: cannot be changed"
 SECRET_CHANGE = "secret: change it with POST /webhooks/{id}/secret/rotate"
+KEPT_CHANGING = "the webhook kept changing meanwhile; try again"
 
 
 class Refused(Exception):
@@ -96,8 +97,8 @@ def _json(data: object, status: int = 200, **headers: str) -> web.Response:
 async def _create(request: web.Request, backend: Backend) -> web.Response:
     body = await _object(request)
     body.setdefault("id", "wh_" + secrets.token_hex(ID_BYTES))
-    generated = None if "secret" in body else new_secret()
-    hook = parse_webhook({**body, "secret": body.get("secret", generated)}, **_API)
+    generated = None if body.get("secret") is not None else new_secret()
+    hook = parse_webhook({**body, "secret": body.get("secret") or generated}, **_API)
     _may_manage(request, hook.tenants)
     await _vet(backend, hook.url)
     configured = backend.router.named(hook.id)
@@ -136,17 +137,20 @@ async def _change(request: web.Request, backend: Backend) -> web.Response:
             continue
         await _audit(request, backend, "update", updated, patch)
         return _json(await _detail(backend, updated, written), ETag=_etag(updated.revision))
-    raise Refused(409, "the webhook kept changing meanwhile; try again")
+    raise Refused(409, KEPT_CHANGING)
 
 
 async def _delete(request: web.Request, backend: Backend) -> web.Response:
-    hook, _stored = await _changeable(request, backend)
-    try:
-        await _store(backend).delete(hook.id, hook.revision)
-    except Conflict:
-        raise Refused(412, "the webhook changed meanwhile; read it again") from None
-    await _audit(request, backend, "delete", hook, {})
-    return web.Response(status=204)
+    for _ in range(CHANGE_TRIES):
+        hook, _stored = await _changeable(request, backend)
+        try:
+            await _store(backend).delete(hook.id, hook.revision)
+        except Conflict:
+            _stale_unless_retrying(request)
+            continue
+        await _audit(request, backend, "delete", hook, {})
+        return web.Response(status=204)
+    raise Refused(409, KEPT_CHANGING)
 
 
 async def _rotate(request: web.Request, backend: Backend) -> web.Response:
@@ -162,7 +166,7 @@ async def _rotate(request: web.Request, backend: Backend) -> web.Response:
             continue
         await _audit(request, backend, "rotate", updated, {"secret": REDACTED})
         return _json(_rotation(updated, None if "secret" in body else new.reveal()))
-    raise Refused(409, "the webhook kept changing meanwhile; try again")
+    raise Refused(409, KEPT_CHANGING)
 
 
 async def _test(request: web.Request, backend: Backend) -> web.Response:

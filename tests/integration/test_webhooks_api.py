@@ -113,6 +113,9 @@ async def test_stale_if_match_configured_webhooks_and_field_errors(
     assert (await bridge.call("POST", "/webhooks/erp/secret/rotate", None, AUTH)).status == 409
     assert (await create(bridge, id="erp", url=receiver.url("/x"))).status == 409
     assert (await create(bridge, id="crm", url=receiver.url("/x"))).status == 409
+    nulls = await create(bridge, id="nulls", url=receiver.url("/n"), secret=None, events=None)
+    assert nulls.status == 201, nulls.text  # null is absent: the secret is generated
+    assert nulls.json()["secret"].startswith("whsec_")
 
     for fields, named in [
         ({"id": "x", "url": receiver.url("/x"), "colour": "red"}, "colour"),
