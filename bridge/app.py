@@ -118,6 +118,7 @@ class Bridge:
             allow_private_urls=self.settings.allow_private_urls,
             allowed_cidrs=self.settings.allowed_cidrs,
             require_https=self.settings.require_https,
+            proxy=self.settings.proxy_url,
         )
         await sender.start()
         loops = await self._loops(

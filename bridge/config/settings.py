@@ -18,6 +18,7 @@ from typing import Annotated, Any, NamedTuple, get_type_hints
 import msgspec
 import yaml
 
+from bridge.config.proxy import ProxyUrl, parse_proxy_url
 from bridge.config.secret import Secret, redact_url
 from bridge.config.tokens import ApiToken, check_distinct, parse_tokens
 from bridge.config.values import (
@@ -159,6 +160,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     receiver's subnet)"""
     require_https: Annotated[bool, Env("WEBHOOK_REQUIRE_HTTPS", False, _bool)]
     """refuse every non-HTTPS URL"""
+    proxy_url: Annotated[ProxyUrl | None, Env("WEBHOOK_PROXY_URL", "", _proxy_url)]
+    """egress proxy every delivery goes through, `http://[user:pass@]host:port` (CONNECT for
+    https targets; credentials sent as `Proxy-Authorization`, never shown)"""
     http_host: Annotated[str, Env("HTTP_HOST", "0.0.0.0", _text)]
     """address of the health, readiness, metrics and admin server"""
     http_port: Annotated[int, Env("HTTP_PORT", 8080, _port)]
@@ -253,6 +257,11 @@ def _urls(value: Any) -> tuple[str, ...]:
     for url in urls:
         _check_url(url)
     return urls
+
+
+def _proxy_url(value: Any) -> ProxyUrl | None:
+    text = _text(value)
+    return parse_proxy_url(text) if text else None
 
 
 def _cidrs(value: Any) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.config.durations import format_duration
+from bridge.config.proxy import ProxyUrl
 from bridge.config.secret import REDACTED, Secret, redact_url
 from bridge.config.settings import Settings
 from bridge.config.tokens import ApiToken
@@ -61,6 +62,8 @@ def _token(entry: ApiToken) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Secret):
         return REDACTED
+    if isinstance(value, ProxyUrl):
+        return value.shown
     if isinstance(value, tuple):
         return list(value)
     return value

@@ -3,7 +3,8 @@
 URLs the operator configured are trusted; per-job URLs are checked against the URL policy at
 every attempt and connected only to resolved addresses it accepts (unless private URLs are
 allowed). Redirects are never followed and a response is read within the byte budget of
-`bridge.delivery.http1`.
+`bridge.delivery.http1`. With an egress proxy, every attempt goes through it
+(`bridge.delivery.proxy`); a refusal by the proxy is a connection error naming the proxy.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Literal
 
 import msgspec
 
+from bridge.config.proxy import ProxyUrl
 from bridge.config.secret import redact_url
 from bridge.delivery.client import Client, ConnectFailed, Disconnected, parse_url, system_resolve
 from bridge.delivery.http1 import ResponseError
+from bridge.delivery.proxy import ProxyAnswerError, ProxyRefused
 from bridge.policy import urls
 
 Outcome = Literal["success", "http_error", "timeout", "connection_error", "blocked"]
@@ -63,12 +66,13 @@ class Sender:
         allow_private_urls: bool,
         require_https: bool,
         allowed_cidrs: tuple[str, ...] = (),
+        proxy: ProxyUrl | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._vet = not allow_private_urls
         self._require_https = require_https
         policy = urls.AddressPolicy(allowed_cidrs)
-        self._client = Client(policy, max_idle=pool_size)
+        self._client = Client(policy, max_idle=pool_size, proxy=proxy)
 
     async def start(self) -> None:
         self._client.start()
@@ -131,7 +135,9 @@ def _failure(error: Exception, duration_s: float, timeout_s: float) -> AttemptRe
 def describe_error(error: BaseException) -> str:
     """One line for a network error, e.g. `connection refused (127.0.0.1:9)`."""
     if isinstance(error, ConnectFailed):
-        return f"{_os_reason(error.cause)} ({error.host}:{error.port})"
+        return f"{_os_reason(error.cause)} ({error.where})"
+    if isinstance(error, ProxyRefused | ProxyAnswerError):
+        return str(error)  # names the proxy by host:port only
     if isinstance(error, Disconnected):
         return "server disconnected"
     if isinstance(error, ResponseError):

@@ -7,6 +7,9 @@ buffer and parses the answer with `bridge.delivery.http1`.
 
 Connections to names that must be vetted (per-job URLs) are opened to exactly the resolved
 addresses the URL policy accepted, with the name kept for TLS (SNI and certificate checks).
+With an egress proxy (`bridge.delivery.proxy`) every connection goes to the proxy, which
+resolves the name itself: a vetted URL's host is still resolved and vetted here first (an IP
+literal is vetted as it is), and a name this host cannot resolve is left to the proxy.
 
 A pooled connection may have been closed by the receiver while idle, its close still on the
 wire when the next request leaves. A request that gets not one byte back on a reused
@@ -25,10 +28,12 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import cast
+from typing import TypeVar, cast
 
 from yarl import URL
 
+from bridge.config.proxy import ProxyUrl
+from bridge.delivery import proxy as via
 from bridge.delivery.http1 import Head, ResponseError, ResponseParser
 from bridge.policy.urls import AddressPolicy
 
@@ -51,11 +56,14 @@ class Disconnected(Exception):
 
 
 class ConnectFailed(OSError):
-    """No connection could be opened to host:port; `cause` is the last OS error."""
+    """No connection could be opened to host:port; `cause` is the last OS error. `where`
+    names it for people: `host:port`, or `proxy host:port` when the proxy failed us."""
 
-    def __init__(self, host: str, port: int, cause: OSError) -> None:
+    def __init__(self, host: str, port: int, cause: OSError, *, proxy: bool = False) -> None:
         super().__init__(cause.errno, cause.strerror)
         self.host, self.port, self.cause = host, port, cause
+        shown = f"[{host}]" if ":" in host else host
+        self.where = f"proxy {shown}:{port}" if proxy else f"{host}:{port}"
 
 
 class ParsedUrl:
@@ -70,14 +78,22 @@ class ParsedUrl:
         shown = f"[{host}]" if ":" in host else host
         self.host_header = shown if parsed.is_default_port() else f"{shown}:{port}"
         self.path = parsed.raw_path_qs or "/"
+        self.authority = f"{shown}:{port}"
         self.authorization = _basic_auth(parsed)
 
     def origin(self, vetted: bool) -> Origin:
         return (vetted, "https" if self.tls else "http", self.host, self.port)
 
-    def request(self, body: bytes, headers: dict[str, str]) -> list[bytes]:
-        """The bytes of a POST: the head, then the body (joined when small)."""
-        lines = [f"POST {self.path} HTTP/1.1\r\nHost: {self.host_header}\r\n"]
+    def request(
+        self, body: bytes, headers: dict[str, str], forward: ProxyUrl | None = None
+    ) -> list[bytes]:
+        """The bytes of a POST: the head, then the body (joined when small). Asked of a
+        forward proxy (`forward`), the target is in absolute form, with the proxy's
+        credentials."""
+        target = self.path if forward is None else f"http://{self.host_header}{self.path}"
+        lines = [f"POST {target} HTTP/1.1\r\nHost: {self.host_header}\r\n"]
+        if forward is not None and forward.authorization is not None:
+            lines.append(f"Proxy-Authorization: {forward.authorization.reveal()}\r\n")
         if self.authorization is not None:
             lines.append(f"Authorization: {self.authorization}\r\n")
         lines += [f"{name}: {value}\r\n" for name, value in headers.items()]
@@ -282,8 +298,10 @@ class Client:
         *,
         max_idle: int,
         resolve: Resolve | None = None,
+        proxy: ProxyUrl | None = None,
     ) -> None:
         self._policy = policy
+        self._proxy = proxy
         self._resolve = resolve or system_resolve  # tests answer names from a table
         self._pool = Pool(max_idle)
         self._tls = ssl.create_default_context()
@@ -303,9 +321,18 @@ class Client:
     ) -> Head:
         """The response head; the body is then read (and dropped) until `timeout_s` at most."""
         parsed = parse_url(url)
-        chunks = parsed.request(body, headers)
+        forward = self._proxy if self._proxy is not None and not parsed.tls else None
+        chunks = parsed.request(body, headers, forward)
         origin = parsed.origin(vetted)
         deadline = asyncio.get_running_loop().time() + timeout_s
+        head = await self._send(parsed, vetted, origin, chunks, deadline)
+        if forward is not None and head.status == via.PROXY_AUTH_REQUIRED:
+            raise via.ProxyRefused(forward, parsed.authority, head.status)
+        return head
+
+    async def _send(
+        self, parsed: ParsedUrl, vetted: bool, origin: Origin, chunks: list[bytes], deadline: float
+    ) -> Head:
         pooled = self._pool.take(origin)
         if pooled is not None:
             try:
@@ -334,6 +361,10 @@ class Client:
         return head
 
     async def _open(self, parsed: ParsedUrl, vetted: bool) -> Connection:
+        if self._proxy is not None:
+            if vetted:
+                await self._vet_before_proxy(parsed)
+            return await self._open_via(self._proxy, parsed)
         loop = asyncio.get_running_loop()
         hosts = await self._vetted_addresses(parsed) if vetted else [parsed.host]
         tls = self._tls if parsed.tls else None
@@ -359,3 +390,54 @@ class Client:
         except OSError as error:
             raise ConnectFailed(parsed.host, parsed.port, error) from error
         return self._policy.vet_all(parsed.host, addresses)
+
+    async def _vet_before_proxy(self, parsed: ParsedUrl) -> None:
+        """What the bridge can judge before the proxy resolves the name again: an IP literal,
+        or the addresses this host resolves the name to. One it cannot resolve is the proxy's
+        to judge (its own vetting is the boundary: a DNS answer may change in between)."""
+        try:
+            addresses = await self._resolve(parsed.host, parsed.port)
+        except OSError:
+            return
+        self._policy.vet_all(parsed.host, addresses)
+
+    async def _open_via(self, proxy: ProxyUrl, parsed: ParsedUrl) -> Connection:
+        """A connection to the proxy: as it is for http, tunnelled and secured for https."""
+        if not parsed.tls:
+            _, connection = await _connect_to(proxy, Connection)
+            return connection
+        transport, answer = await _connect_to(proxy, via.ConnectAnswer)
+        try:
+            return await self._through(proxy, parsed, transport, answer)
+        except BaseException:
+            transport.close()
+            raise
+
+    async def _through(
+        self,
+        proxy: ProxyUrl,
+        parsed: ParsedUrl,
+        transport: asyncio.Transport,
+        answer: via.ConnectAnswer,
+    ) -> Connection:
+        """CONNECT, then TLS with the target inside the tunnel."""
+        await via.tunnel(proxy, parsed.authority, transport, answer)
+        connection = Connection()
+        try:
+            await via.start_tls(transport, connection, self._tls, parsed.host)
+        except OSError as error:  # ssl.SSLError among them
+            raise ConnectFailed(parsed.host, parsed.port, error) from error
+        return connection
+
+
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+async def _connect_to(proxy: ProxyUrl, protocol: Callable[[], P]) -> tuple[asyncio.Transport, P]:
+    try:
+        transport, made = await asyncio.get_running_loop().create_connection(
+            protocol, proxy.host, proxy.port
+        )
+    except OSError as error:
+        raise ConnectFailed(proxy.host, proxy.port, error, proxy=True) from error
+    return transport, made

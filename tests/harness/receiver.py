@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ class Received:
     headers: CIMultiDictProxy[str]
     body: bytes
     at: float
+    peer_port: int = 0  # the client's port: tells a proxy's connection from the bridge's
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -70,7 +72,8 @@ class ReplyPolicy:
 class Receiver:
     """Records requests and replies per path; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # serve HTTPS with this context
         self.requests: list[Received] = []
         self.in_flight = 0
         self.peak_in_flight = 0  # the most requests open at once since start
@@ -86,7 +89,10 @@ class Receiver:
             app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=False
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, LOOPBACK, 0, backlog=LISTEN_BACKLOG).start()
+        site = web.TCPSite(
+            self._runner, LOOPBACK, 0, backlog=LISTEN_BACKLOG, ssl_context=self.tls
+        )
+        await site.start()
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
@@ -95,8 +101,8 @@ class Receiver:
             await self._runner.cleanup()
             self._runner = None
 
-    def url(self, path: str = "/") -> str:
-        return f"http://{LOOPBACK}:{self.port}{path}"
+    def url(self, path: str = "/", host: str = LOOPBACK) -> str:
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     def reply(self, path: str, *statuses: int, headers: dict[str, str] | None = None) -> None:
         """Answer `path` with `statuses` in order, the last one repeating."""
@@ -133,7 +139,11 @@ class Receiver:
         arrived_at = time.monotonic()
         body = await request.read()
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
-        self.requests.append(Received(request.method, request.path, headers, body, arrived_at))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        port = peer[1] if peer else 0
+        self.requests.append(
+            Received(request.method, request.path, headers, body, arrived_at, port)
+        )
         policy = self._policies.setdefault(request.path, ReplyPolicy())
         if policy.hang:
             await self._release.wait()

@@ -22,6 +22,12 @@ BAD_RUN_CONFIGS = [
     ("malformed-yaml", {}, MALFORMED_YAML, r"BRIDGE_CONFIG|bridge\.yaml"),
     ("yaml-bad-url", {}, BAD_URL_YAML, r"webhooks\W+(0|erp)\W+url"),
     ("http-port-not-a-port", {"HTTP_PORT": "notaport"}, None, r"HTTP_PORT"),
+    (
+        "proxy-without-port",
+        {"WEBHOOK_PROXY_URL": "http://u:pw@proxy"},
+        None,
+        r"WEBHOOK_PROXY_URL: expected",
+    ),
 ]
 
 
