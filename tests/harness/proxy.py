@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from harness.ports import LOOPBACK
 
 HEAD_LIMIT = 64 * 1024
+_AUTH_REQUIRED = (
+    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+    b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+)
+_DENIED = b"HTTP/1.1 403 Forbidden\r\nX-Smokescreen-Error: denied\r\nContent-Length: 0\r\n\r\n"
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection"}
 
 
@@ -100,9 +105,9 @@ class ForwardProxy:
     def _verdict(self, host: str, authorization: str | None) -> bytes:
         """The refusal to send, or b"" to let the request through."""
         if self.credentials is not None and authorization != _basic(*self.credentials):
-            return b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'  # noqa: E501
+            return _AUTH_REQUIRED
         if host in self.deny:
-            return b"HTTP/1.1 403 Forbidden\r\nX-Smokescreen-Error: denied\r\nContent-Length: 0\r\n\r\n"
+            return _DENIED
         return b""
 
     async def _tunnel(

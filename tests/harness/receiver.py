@@ -89,9 +89,7 @@ class Receiver:
             app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S, handle_signals=False
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, LOOPBACK, 0, backlog=LISTEN_BACKLOG, ssl_context=self.tls
-        )
+        site = web.TCPSite(self._runner, LOOPBACK, 0, backlog=LISTEN_BACKLOG, ssl_context=self.tls)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
