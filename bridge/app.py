@@ -31,10 +31,12 @@ from bridge.jetstream.rate_limits import RateLimits
 from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
+from bridge.observability.tracing import start_spans
 from bridge.policy.routing import Router
 
 CONNECT_RETRY_S = 2.0
 LOG_FLUSH_S = 2.0
+SPANS_CLOSE_S = 5.0
 NATS_CLOSE_S = 5.0
 
 
@@ -52,6 +54,7 @@ class Bridge:
         self._jobs: JobWebhooks | None = None
         self.store: WebhookStore | None = None
         self.http_port = 0
+        self.spans = start_spans(settings.otel_endpoint)  # None: no span, no cost
         self._count_webhooks()
 
     def ready(self) -> bool:
@@ -83,7 +86,14 @@ class Bridge:
             raise
         finally:
             await runner.cleanup()
+            await self._close_spans()
         log.info("stopped")
+
+    async def _close_spans(self) -> None:
+        """Export the spans still batched; the SDK blocks, so off the event loop."""
+        if self.spans is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.to_thread(self.spans.close), SPANS_CLOSE_S)
 
     async def _serve_http(self) -> web.AppRunner:
         app = server.build_app(self.backend, self.ready)
@@ -147,7 +157,13 @@ class Bridge:
             origin_limit=settings.origin_limit,
         )
         dispatcher = self._dispatcher = self.backend.dispatcher = Dispatcher(
-            settings, self.router, sender, nc, metrics=self.metrics, limiter=limiter
+            settings,
+            self.router,
+            sender,
+            nc,
+            metrics=self.metrics,
+            limiter=limiter,
+            spans=self.spans,
         )
         rates = RateLimits(await js.key_value(settings.rates_bucket))
         on_event = EventHandler(
@@ -159,6 +175,7 @@ class Bridge:
             rates=rates,
             metrics=self.metrics,
             max_event_bytes=max_event_bytes,
+            spans=self.spans,
         )
         on_task = TaskHandler(settings, dispatcher=dispatcher, limiter=limiter, rates=rates)
         return await _consumer_loops(js, settings, on_event, on_task)

@@ -183,6 +183,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     beside the new one"""
     shutdown_timeout_s: Annotated[float, Env("SHUTDOWN_TIMEOUT", "20s", _positive_duration)]
     """after SIGTERM, how long in-flight attempts may finish"""
+    otel_endpoint: Annotated[str | None, Env("OTEL_EXPORTER_OTLP_ENDPOINT", "", _otlp_endpoint)]
+    """OTLP/HTTP collector: with the `otel` extra installed, spans of consume, route, each
+    attempt and each dead letter go to `<endpoint>/v1/traces` (the SDK reads the other
+    `OTEL_*` variables)"""
     webhooks: tuple[NamedWebhook, ...]
     config_path: str | None
     tokens: tuple[ApiToken, ...] = ()
@@ -262,6 +266,13 @@ def _urls(value: Any) -> tuple[str, ...]:
 def _proxy_url(value: Any) -> ProxyUrl | None:
     text = _text(value)
     return parse_proxy_url(text) if text else None
+
+
+def _otlp_endpoint(value: Any) -> str | None:
+    text = _optional(value)
+    if text is not None and not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", text):
+        raise ValueError("expected an http:// or https:// URL, e.g. http://collector:4318")
+    return text
 
 
 def _cidrs(value: Any) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
             view[field] = _plain(value)
     view["nats_urls"] = [redact_url(url) for url in settings.nats_urls]
     view["default_webhook_urls"] = [redact_url(url) for url in settings.default_webhook_urls]
+    view["otel_endpoint"] = redact_url(settings.otel_endpoint or "") or None
     return view
 
 

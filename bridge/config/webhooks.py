@@ -35,7 +35,7 @@ Source = Literal["config", "api"]
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "user-agent", "host", "transfer-encoding"}
     | {"connection", "keep-alive", "te", "trailer", "upgrade", "expect", "content-encoding"}
-    | {"proxy-authorization", "proxy-connection"}
+    | {"proxy-authorization", "proxy-connection", "traceparent", "tracestate"}
 )
 MAX_URL_CHARS = 2048
 MAX_DESCRIPTION_CHARS = 1024

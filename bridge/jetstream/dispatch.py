@@ -24,11 +24,13 @@ from bridge.jetstream.delivery_log import DeliveryLog, Result, entry_for
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.observability.throttle import Throttle
+from bridge.observability.tracing import Spans
 from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
 from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
+from bridge.policy.trace_context import TRACEPARENT, TRACESTATE, attempt_headers
 
 USER_AGENT = f"webhook-bridge/{__version__}"
 FAILURE_LOG_BURST = 10  # failure lines per endpoint per window; the rest are counted
@@ -86,8 +88,10 @@ class Dispatcher:
         *,
         metrics: Metrics,
         limiter: EndpointLimiter,
+        spans: Spans | None = None,
     ) -> None:
         js = nc.jetstream()
+        self._spans = spans
         self._settings = settings
         self._router = router
         self._sender = sender
@@ -112,14 +116,26 @@ class Dispatcher:
         started_s = time.monotonic()
         try:
             async with self._slots:
-                request = self.prepare(task, int(time.time()))
                 self.metrics.inflight += 1
                 try:
-                    return await self._sender.post(request)
+                    if self._spans is None:
+                        return await self._sender.post(self.prepare(task, int(time.time())))
+                    return await self._traced_post(self._spans, task)
                 finally:
                     self.metrics.inflight -= 1
         finally:
             self._limiter.release(task.target.url, time.monotonic() - started_s)
+
+    async def _traced_post(self, spans: Spans, task: DeliveryTask) -> AttemptResult:
+        """The attempt in a span of its own, which the request names as its parent."""
+        span = spans.attempt(task)
+        try:
+            result = await self._sender.post(self.prepare(task, int(time.time()), span.traceparent))
+        except BaseException:
+            span.end(None, "cancelled", "the attempt was cancelled")
+            raise
+        span.end(result.status_code, result.outcome, None if result.ok else result.message)
+        return result
 
     def defer(self, task: DeliveryTask) -> asyncio.Future[None]:
         """Queue a first attempt for the task consumer while its endpoint is saturated; done
@@ -152,7 +168,9 @@ class Dispatcher:
     def standing(self, task: DeliveryTask) -> Standing:
         return standing(task.target, self.webhook(task))
 
-    def prepare(self, task: DeliveryTask, now_s: int) -> Request:
+    def prepare(self, task: DeliveryTask, now_s: int, traceparent: str | None = None) -> Request:
+        """The signed request of the task's next attempt; `traceparent` names the attempt's
+        span when there is one (`bridge.policy.trace_context.attempt_headers` otherwise)."""
         hook = self.webhook(task)
         secrets, extra = self._credentials(hook, time.time())
         headers = {
@@ -163,6 +181,10 @@ class Dispatcher:
             **extra,
             **signature_headers(secrets, task.delivery_id, now_s, task.body),
         }
+        parent, state = attempt_headers(task.trace)
+        headers[TRACEPARENT] = traceparent or parent
+        if state is not None:
+            headers[TRACESTATE] = state
         timeout_s = hook.timeout_s if hook else None
         return Request(task.target.url, task.body, headers, task.target.trusted, timeout_s)
 
@@ -212,6 +234,8 @@ class Dispatcher:
 
     async def publish_dead_letter(self, record: DeadLetter) -> None:
         await dlq.publish(self._js, record, self._patience_s, self._record_max_bytes)
+        if self._spans is not None:
+            self._spans.dead_letter(record)
         endpoint = record.endpoint.id or host_of(record.endpoint.url or "")
         # an invalid event never became a delivery: it has a dead letter but no endpoint
         self.metrics.dead_lettered(endpoint or None, record.reason)
@@ -276,6 +300,7 @@ def _attempt_fields(
         "job_id": task.job_id,
         "_event": task.event,
         "endpoint": task.target.endpoint,
+        "trace_id": task.trace.trace_id if task.trace else None,
         "attempt": task.attempt,
         "status_code": result.status_code,
         "duration_ms": result.duration_ms,

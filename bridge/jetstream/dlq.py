@@ -130,6 +130,7 @@ def replay_task(
         body=bytes(record.payload),
         published_at_s=time.time(),
         generation=stored.seq,
+        trace=record.trace,
     )
 
 

@@ -36,12 +36,14 @@ from bridge.jetstream.job_webhooks import JobWebhooks
 from bridge.jetstream.rate_limits import RateLimits
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
+from bridge.observability.tracing import Spans
 from bridge.policy import dead_letter, transform
 from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted
 from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes
-from bridge.policy.routing import Router, Target, delivery_id
+from bridge.policy.routing import Route, Router, Target, delivery_id
 from bridge.policy.tasks import DeliveryTask, decode_batch, decode_task, handed_on
+from bridge.policy.trace_context import TraceContext, from_headers, new_trace
 
 RECORD_HEADROOM_BYTES = 64 * 1024
 INLINE_WAIT_S = 0.25
@@ -69,8 +71,10 @@ class EventHandler:
         metrics: Metrics,
         max_event_bytes: int,
         clock: Callable[[], float] = time.time,
+        spans: Spans | None = None,
     ) -> None:
         self._max_event_bytes = max_event_bytes
+        self._spans = spans
         self._pacing = Pacing(dispatcher, rates, clock)
         self._max_webhooks = settings.job_webhook_max
         self._max_failures = settings.event_max_failures
@@ -83,6 +87,12 @@ class EventHandler:
 
     async def __call__(self, msg: Msg) -> Decision:
         event = self._decode(msg)
+        if self._spans is None:
+            return await self._handle(event)
+        with self._spans.consume(event) as trace:
+            return await self._handle(msgspec.structs.replace(event, trace=trace))
+
+    async def _handle(self, event: Event | InvalidEvent) -> Decision:
         if isinstance(event, InvalidEvent):
             await self._invalid(event)
         else:
@@ -91,9 +101,8 @@ class EventHandler:
 
     def _decode(self, msg: Msg) -> Event | InvalidEvent:
         meta = msg.metadata
-        event_id = (msg.headers or {}).get("Nats-Msg-Id") or (
-            f"{meta.stream}-{meta.sequence.stream}"
-        )
+        headers = msg.headers or {}
+        event_id = headers.get("Nats-Msg-Id") or f"{meta.stream}-{meta.sequence.stream}"
         return decode_event(
             msg.data,
             subject=msg.subject,
@@ -102,7 +111,14 @@ class EventHandler:
             max_bytes=self._max_event_bytes,
             prefixes=self._prefixes,
             max_webhooks=self._max_webhooks,
+            trace=self._trace(headers),
         )
+
+    def _trace(self, headers: dict[str, str]) -> TraceContext | None:
+        """The message's trace context; else a new trace, or none yet when the consume span
+        will start one."""
+        found = from_headers(headers) if headers else None
+        return found if found is not None or self._spans is not None else new_trace()
 
     async def failed(self, msg: Msg, error: Exception) -> Decision:
         """Hand the event back, or give up on it (`bridge.jetstream.failures`)."""
@@ -112,13 +128,26 @@ class EventHandler:
         decoded = self._decode(msg)
         event = decoded if isinstance(decoded, Event) else None
         text = str(error) or repr(error)
-        log.error("event dead-lettered after failing", event_id=decoded.id, delivered=delivered)
-        record = dead_letter.from_failure(decoded.id, event, msg.data, text)
+        trace = decoded.trace
+        log.error(
+            "event dead-lettered after failing",
+            event_id=decoded.id,
+            delivered=delivered,
+            trace_id=trace.trace_id if trace else None,
+        )
+        record = dead_letter.from_failure(decoded.id, event, msg.data, text, trace)
         settled = await failures.settle(record, self._dispatcher.publish_dead_letter)
         return failures.HAND_BACK if settled is None else settled
 
     async def _invalid(self, event: InvalidEvent) -> None:
-        log.warning("invalid event", event_id=event.id, subject=event.subject, error=event.error)
+        trace_id = event.trace.trace_id if event.trace else None
+        log.warning(
+            "invalid event",
+            event_id=event.id,
+            subject=event.subject,
+            error=event.error,
+            trace_id=trace_id,
+        )
         self._metrics.invalid(event.reason)
         await self._dispatcher.publish_dead_letter(dead_letter.from_invalid(event))
 
@@ -128,12 +157,20 @@ class EventHandler:
         if entries.dropped or event.dropped_webhooks:  # rare: the common event builds nothing
             await self._too_many(event, (*entries.dropped, *event.dropped_webhooks))
             event = _without(event, entries.dropped)
-        route = self._router.route(event, entries.kept)
+        route = self._route_of(event, entries.kept)
         for unknown in route.unknown_ids:
-            log.warning("unknown webhook id", event_id=event.id, webhook=unknown)
+            log.warning(
+                "unknown webhook id", event_id=event.id, webhook=unknown, trace_id=_trace_id(event)
+            )
             await self._dispatcher.publish_dead_letter(dead_letter.from_unknown(event, unknown))
         if route.targets:
             await self._first_attempts(event, route.targets)
+
+    def _route_of(self, event: Event, kept: tuple[str, ...]) -> Route:
+        if self._spans is None:
+            return self._router.route(event, kept)
+        with self._spans.route(event):
+            return self._router.route(event, kept)
 
     async def _first_attempts(self, event: Event, targets: tuple[Target, ...]) -> None:
         """Concurrently. A target whose endpoint is saturated is deferred at once, batched
@@ -190,7 +227,12 @@ class EventHandler:
             await asyncio.gather(*rest)
 
     async def _too_many(self, event: Event, dropped: tuple[str, ...]) -> None:
-        log.warning("per-job webhooks dropped", event_id=event.id, count=len(dropped))
+        log.warning(
+            "per-job webhooks dropped",
+            event_id=event.id,
+            count=len(dropped),
+            trace_id=_trace_id(event),
+        )
         record = dead_letter.from_too_many(event, dropped, self._max_webhooks)
         await self._dispatcher.publish_dead_letter(record)
 
@@ -251,6 +293,10 @@ class Pacing:
         return True
 
 
+def _trace_id(event: Event) -> str | None:
+    return event.trace.trace_id if event.trace else None
+
+
 def _without(event: Event, dropped: tuple[str, ...]) -> Event:
     """The event as routed when its job could not keep some of its entries."""
     if not dropped:
@@ -275,6 +321,7 @@ def first_task(event: Event, target: Target) -> DeliveryTask:
         target=target,
         body=event.body,
         published_at_s=event.published_at_s,
+        trace=event.trace,
     )
 
 

@@ -15,6 +15,7 @@ from bridge.policy.entries import ENTRY_MAX_CHARS
 from bridge.policy.events import Event, InvalidEvent
 from bridge.policy.routing import Source, delivery_id
 from bridge.policy.tasks import Attempt, DeliveryTask, timestamp
+from bridge.policy.trace_context import TraceContext
 
 Reason = Literal[
     "max_retries_exceeded",
@@ -73,6 +74,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     generation: int = 0
     dropped_webhooks: tuple[str, ...] = ()
     truncated: tuple[str, ...] = ()  # fields cut (payload: left out) to fit in one message
+    trace: TraceContext | None = None  # the event's trace context, which a replay keeps
 
 
 def from_task(task: DeliveryTask, reason: Reason) -> DeadLetter:
@@ -89,6 +91,7 @@ def from_task(task: DeliveryTask, reason: Reason) -> DeadLetter:
         dead_lettered_at=timestamp(time.time()),
         payload=msgspec.Raw(task.body),
         generation=task.generation,
+        trace=task.trace,
     )
 
 
@@ -105,11 +108,18 @@ def from_invalid(invalid: InvalidEvent) -> DeadLetter:
         attempts=(),
         dead_lettered_at=timestamp(time.time()),
         error=invalid.error,
+        trace=invalid.trace,
         **_raw_fields(invalid.raw),
     )
 
 
-def from_failure(event_id: str, event: Event | None, raw: bytes, error: str) -> DeadLetter:
+def from_failure(
+    event_id: str,
+    event: Event | None,
+    raw: bytes,
+    error: str,
+    trace: TraceContext | None = None,
+) -> DeadLetter:
     """An event whose handling kept failing: its raw bytes (at most MAX_RAW_BYTES) and the
     last error; `event` is what it decodes to, when it does."""
     return DeadLetter(
@@ -123,6 +133,7 @@ def from_failure(event_id: str, event: Event | None, raw: bytes, error: str) -> 
         attempts=(),
         dead_lettered_at=timestamp(time.time()),
         error=error,
+        trace=trace,
         **_raw_fields(raw),
     )
 
@@ -180,6 +191,7 @@ def _of_event(
         payload=msgspec.Raw(event.body),
         error=error,
         dropped_webhooks=dropped,
+        trace=event.trace,
     )
 
 

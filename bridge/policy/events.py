@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from bridge.policy.entries import Admitted, admit
+from bridge.policy.trace_context import TraceContext
 
 WEBHOOK_KEY = "webhook"
 # why an event is invalid, as counted in webhook_bridge_events_invalid_total{reason}
@@ -40,6 +41,7 @@ class Event(msgspec.Struct, frozen=True):
     body: bytes
     published_at_s: float
     dropped_webhooks: tuple[str, ...] = ()  # entries past the limits, to be dead-lettered
+    trace: TraceContext | None = None  # its W3C trace context (`bridge.policy.trace_context`)
 
 
 class InvalidEvent(msgspec.Struct, frozen=True):
@@ -50,6 +52,7 @@ class InvalidEvent(msgspec.Struct, frozen=True):
     error: str
     raw: bytes
     reason: InvalidReason = "not_json"
+    trace: TraceContext | None = None
 
 
 class _Invalid(Exception):
@@ -69,8 +72,10 @@ def decode_event(
     max_bytes: int,
     prefixes: tuple[tuple[str, ...], ...],
     max_webhooks: int,
+    trace: TraceContext | None = None,
 ) -> Event | InvalidEvent:
-    """Decode one published message; it keeps at most `max_webhooks` per-job entries."""
+    """Decode one published message; it keeps at most `max_webhooks` per-job entries.
+    `trace` is the message's trace context, kept with the result."""
     try:
         if len(data) > max_bytes:
             limit = f"{max_bytes}-byte limit (MAX_EVENT_BYTES, capped by the server's max_payload)"
@@ -87,9 +92,10 @@ def decode_event(
             body=_body(data, fields),
             published_at_s=published_at_s,
             dropped_webhooks=entries.dropped,
+            trace=trace,
         )
     except _Invalid as invalid:
-        return InvalidEvent(event_id, subject, str(invalid), data, invalid.reason)
+        return InvalidEvent(event_id, subject, str(invalid), data, invalid.reason, trace)
 
 
 def _object(data: bytes) -> dict[str, msgspec.Raw]:

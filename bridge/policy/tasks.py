@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from bridge.policy.routing import Target
+from bridge.policy.trace_context import TraceContext
 
 
 class Attempt(msgspec.Struct, frozen=True):
@@ -48,6 +49,7 @@ class DeliveryTask(msgspec.Struct, frozen=True, kw_only=True):
     history: tuple[Attempt, ...] = ()
     handoffs: int = 0
     rate_slot_s: float = 0.0  # the slot booked under its webhook's `rate_limit`, if any
+    trace: TraceContext | None = None  # the event's, sent on every attempt
 
     @property
     def message_id(self) -> str:
