@@ -38,7 +38,7 @@ class TraceContext(msgspec.Struct, frozen=True, omit_defaults=True):
     of; None when the bridge started the trace and exports no span of it."""
 
     trace_id: str
-    flags: str = SAMPLED
+    flags: str
     parent_id: str | None = None
     state: str | None = None
 
@@ -86,7 +86,7 @@ def _kept_state(state: str | None) -> str | None:
 
 def new_trace(bits: Bits = random.getrandbits) -> TraceContext:
     """A trace the bridge starts, sampled; its attempts name their own span ids."""
-    return TraceContext(f"{bits(128) or 1:032x}")
+    return TraceContext(f"{bits(128) or 1:032x}", SAMPLED)
 
 
 def new_span_id(bits: Bits = random.getrandbits) -> str:
