@@ -32,6 +32,7 @@ from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted, admit
 from bridge.policy.routing import Router, Standing, Target, standing
 from bridge.policy.tasks import DeliveryTask, encode_batch, encode_task
+from bridge.policy.trace_context import TraceContext
 
 NOW_S = 1_768_386_600.0
 DEFAULT = "https://hooks.example.com/default"
@@ -93,6 +94,7 @@ class FakeDispatcher:
         self._refusals = list(refusals)
         self.published: list[Record] = []
         self.bodies: list[bytes] = []
+        self.tasks: list[DeliveryTask] = []  # attempted or deferred
 
     def webhook(self, task: DeliveryTask) -> NamedWebhook | None:
         webhook_id = task.target.webhook_id
@@ -104,6 +106,7 @@ class FakeDispatcher:
     async def attempt(self, task: DeliveryTask) -> None:
         self.published.append(("attempt", task.target.url))
         self.bodies.append(task.body)
+        self.tasks.append(task)
         step = next_step(task, self._results.get(task.target.url, OK), SETTINGS, NOW_S)
         if isinstance(step, RetryAt):
             self.published.append(("task", task.target.url, task.attempt + 1))
@@ -112,6 +115,7 @@ class FakeDispatcher:
 
     def defer(self, task: DeliveryTask) -> asyncio.Future[None]:
         self.published.append(("deferred", task.target.url))
+        self.tasks.append(task)
         stored = asyncio.get_running_loop().create_future()
         stored.set_result(None)
         return stored
@@ -244,6 +248,38 @@ def assert_decided(decision: Decision, expected: Decision) -> None:
 
 
 # --- events ---
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("headers", "carried"),
+    [
+        (
+            {"traceparent": TRACEPARENT, "tracestate": "k=v"},
+            TraceContext("0af7651916cd43dd8448eb211c80319c", "01", "b7ad6b7169203331", "k=v"),
+        ),
+        ({"traceparent": "00-bad-01"}, None),
+        ({}, None),
+    ],
+)
+async def test_every_delivery_of_an_event_carries_its_trace_context(
+    headers: dict[str, str], carried: TraceContext | None
+) -> None:
+    world = World(saturated=(JOB_A,))
+    msg = event(event="job.completed", job_id="j-1", webhook=[JOB_A])
+    msg.headers |= headers
+    assert await world.event_handler()(msg) is ACK
+    traces = {task.trace for task in world.dispatcher.tasks}
+    assert len(world.dispatcher.tasks) == 2
+    assert len(traces) == 1, "inline and deferred deliveries share the event's trace"
+    [trace] = traces
+    assert trace is not None
+    if carried is not None:
+        assert trace == carried
+    else:  # a new trace: each attempt will name its own span
+        assert (trace.flags, trace.parent_id, trace.state) == ("01", None, None)
 
 
 def event(**fields: object) -> FakeMsg:
