@@ -11,8 +11,9 @@ addresses where bridge.delivery.client opens a connection: the client resolves t
 literal resolves to itself), passes every answer through `vet_all` and connects to exactly
 the addresses it returns: what was vetted is what gets called, and a rebinding DNS server
 gets no second question between the check and the connect. That client never follows redirects
-(a 3xx could point anywhere) and never uses a proxy (a proxy would be vetted instead of the
-target).
+(a 3xx could point anywhere) and uses no proxy but the operator's egress proxy
+(WEBHOOK_PROXY_URL): then the proxy resolves and connects, the client vets what it can before
+(IP literals, the addresses it resolves the name to), and the proxy is the boundary.
 
 `allowed_cidrs` (WEBHOOK_ALLOWED_CIDRS) are networks the operator lets per-job URLs reach
 although they are forbidden otherwise, e.g. an internal receiver's subnet.

@@ -125,6 +125,7 @@ async def test_wrong_credentials_fail_every_attempt_and_never_show(
     assert not any(p.allowed for p in proxy.seen)
     exposed = json.dumps([letter.body for letter in letters]) + bridge.stderr_text()
     exposed += bridge.stdout_text() + (await bridges.cli("config", "check", env=env)).stdout
+    exposed += (await bridge.get("/webhooks"))[1]
     encoded = base64.b64encode(f"{USER}:{wrong}".encode()).decode()
     assert wrong not in exposed
     assert encoded not in exposed
