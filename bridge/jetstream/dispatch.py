@@ -30,7 +30,7 @@ from bridge.policy.dead_letter import DeadLetter, Reason, from_task
 from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
-from bridge.policy.trace_context import TRACEPARENT, TRACESTATE, attempt_headers
+from bridge.policy.trace_context import TRACEPARENT, TRACESTATE, attempt_headers, trace_id_of
 
 USER_AGENT = f"webhook-bridge/{__version__}"
 FAILURE_LOG_BURST = 10  # failure lines per endpoint per window; the rest are counted
@@ -300,7 +300,7 @@ def _attempt_fields(
         "job_id": task.job_id,
         "_event": task.event,
         "endpoint": task.target.endpoint,
-        "trace_id": task.trace.trace_id if task.trace else None,
+        "trace_id": trace_id_of(task.trace),
         "attempt": task.attempt,
         "status_code": result.status_code,
         "duration_ms": result.duration_ms,

@@ -30,6 +30,7 @@ from bridge.jetstream.bus import BusError
 from bridge.observability.logs import log
 from bridge.policy.dead_letter import DeadLetter, bare
 from bridge.policy.decisions import ACK, TERM, Ack, Decision, Nak, Term
+from bridge.policy.trace_context import trace_id_of
 
 Publish = Callable[[DeadLetter], Awaitable[None]]
 HAND_BACK_DELAY_S = 1.0
@@ -59,8 +60,17 @@ async def settle(record: DeadLetter, publish: Publish) -> Ack | Term | None:
         except Exception as error:
             if is_outage(error):
                 return None
-            log.warning("dead letter refused", event_id=record.event_id, error=str(error))
+            log.warning(
+                "dead letter refused",
+                event_id=record.event_id,
+                error=str(error),
+                trace_id=trace_id_of(record.trace),
+            )
             continue
         return ACK
-    log.error("event terminated: no dead letter could be written", event_id=record.event_id)
+    log.error(
+        "event terminated: no dead letter could be written",
+        event_id=record.event_id,
+        trace_id=trace_id_of(record.trace),
+    )
     return TERM

@@ -43,7 +43,7 @@ from bridge.policy.entries import Admitted
 from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes
 from bridge.policy.routing import Route, Router, Target, delivery_id
 from bridge.policy.tasks import DeliveryTask, decode_batch, decode_task, handed_on
-from bridge.policy.trace_context import TraceContext, from_headers, new_trace
+from bridge.policy.trace_context import TraceContext, from_headers, new_trace, trace_id_of
 
 RECORD_HEADROOM_BYTES = 64 * 1024
 INLINE_WAIT_S = 0.25
@@ -128,25 +128,23 @@ class EventHandler:
         decoded = self._decode(msg)
         event = decoded if isinstance(decoded, Event) else None
         text = str(error) or repr(error)
-        trace = decoded.trace
         log.error(
             "event dead-lettered after failing",
             event_id=decoded.id,
             delivered=delivered,
-            trace_id=trace.trace_id if trace else None,
+            trace_id=trace_id_of(decoded.trace),
         )
-        record = dead_letter.from_failure(decoded.id, event, msg.data, text, trace)
+        record = dead_letter.from_failure(decoded.id, event, msg.data, text, decoded.trace)
         settled = await failures.settle(record, self._dispatcher.publish_dead_letter)
         return failures.HAND_BACK if settled is None else settled
 
     async def _invalid(self, event: InvalidEvent) -> None:
-        trace_id = event.trace.trace_id if event.trace else None
         log.warning(
             "invalid event",
             event_id=event.id,
             subject=event.subject,
             error=event.error,
-            trace_id=trace_id,
+            trace_id=trace_id_of(event.trace),
         )
         self._metrics.invalid(event.reason)
         await self._dispatcher.publish_dead_letter(dead_letter.from_invalid(event))
@@ -160,7 +158,10 @@ class EventHandler:
         route = self._route_of(event, entries.kept)
         for unknown in route.unknown_ids:
             log.warning(
-                "unknown webhook id", event_id=event.id, webhook=unknown, trace_id=_trace_id(event)
+                "unknown webhook id",
+                event_id=event.id,
+                webhook=unknown,
+                trace_id=trace_id_of(event.trace),
             )
             await self._dispatcher.publish_dead_letter(dead_letter.from_unknown(event, unknown))
         if route.targets:
@@ -231,7 +232,7 @@ class EventHandler:
             "per-job webhooks dropped",
             event_id=event.id,
             count=len(dropped),
-            trace_id=_trace_id(event),
+            trace_id=trace_id_of(event.trace),
         )
         record = dead_letter.from_too_many(event, dropped, self._max_webhooks)
         await self._dispatcher.publish_dead_letter(record)
@@ -291,10 +292,6 @@ class Pacing:
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         return True
-
-
-def _trace_id(event: Event) -> str | None:
-    return event.trace.trace_id if event.trace else None
 
 
 def _without(event: Event, dropped: tuple[str, ...]) -> Event:
@@ -372,7 +369,11 @@ class TaskHandler:
         if standing == "paused":
             return Nak(PAUSED_RECHECK_S)
         if standing == "gone":
-            log.warning("webhook deleted: delivery dead-lettered", delivery_id=task.delivery_id)
+            log.warning(
+                "webhook deleted: delivery dead-lettered",
+                delivery_id=task.delivery_id,
+                trace_id=trace_id_of(task.trace),
+            )
             record = dead_letter.from_task(task, "unknown_webhook")
             await self._dispatcher.publish_dead_letter(record)
             return ACK

@@ -43,6 +43,11 @@ class TraceContext(msgspec.Struct, frozen=True, omit_defaults=True):
     state: str | None = None
 
 
+def trace_id_of(trace: TraceContext | None) -> str | None:
+    """The trace id log lines carry (`trace_id`), if there is a context."""
+    return None if trace is None else trace.trace_id
+
+
 def parse_traceparent(value: str) -> tuple[str, str, str] | None:
     """(trace id, parent id, flags), or None when `value` is not a valid traceparent.
 
