@@ -31,7 +31,7 @@ from bridge.jetstream.rate_limits import RateLimits
 from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
-from bridge.observability.tracing import start_spans
+from bridge.observability.tracing import close_spans, start_spans
 from bridge.policy.routing import Router
 
 CONNECT_RETRY_S = 2.0
@@ -90,10 +90,8 @@ class Bridge:
         log.info("stopped")
 
     async def _close_spans(self) -> None:
-        """Export the spans still batched; the SDK blocks, so off the event loop."""
         if self.spans is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.to_thread(self.spans.close), SPANS_CLOSE_S)
+            await close_spans(self.spans, SPANS_CLOSE_S)
 
     async def _serve_http(self) -> web.AppRunner:
         app = server.build_app(self.backend, self.ready)

@@ -15,6 +15,7 @@ OTEL_TRACES_SAMPLER.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,6 +30,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
 
 from bridge import __version__
+from bridge.config.secret import redact_url
+from bridge.observability.logs import log
 from bridge.observability.tracing import shown_url
 from bridge.policy import trace_context
 from bridge.policy.dead_letter import DeadLetter
@@ -37,12 +40,30 @@ from bridge.policy.tasks import DeliveryTask
 from bridge.policy.trace_context import TraceContext
 
 TRACES_PATH = "/v1/traces"  # appended to OTEL_EXPORTER_OTLP_ENDPOINT, as the SDK does
+SDK_LOG_CHARS = 500
+
+
+class _SdkLog(logging.Handler):
+    """The SDK's own warnings (a collector that does not answer) as the bridge's log lines,
+    not as plain text among them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = redact_url(record.getMessage())[:SDK_LOG_CHARS]
+        log.warning("span export", error=text, logger=record.name)
+
+
+def _route_sdk_logs() -> None:
+    sdk = logging.getLogger("opentelemetry")
+    if not any(isinstance(handler, _SdkLog) for handler in sdk.handlers):
+        sdk.addHandler(_SdkLog(logging.WARNING))
+        sdk.propagate = False
 
 
 class OtlpSpans:
     """`bridge.observability.tracing.Spans`, exported in batches by a thread of the SDK."""
 
     def __init__(self, endpoint: str, default_service: str) -> None:
+        _route_sdk_logs()
         self._provider = TracerProvider(resource=_resource(default_service))
         exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + TRACES_PATH)
         self._provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -9,6 +9,9 @@ opentelemetry. Callers hold a `Spans | None` and test it where a span would star
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
 from contextlib import AbstractContextManager
 from functools import lru_cache
 from typing import Protocol
@@ -64,6 +67,29 @@ def start_spans(endpoint: str | None) -> Spans | None:
         )
         return None
     return otel.OtlpSpans(endpoint, SERVICE_NAME)
+
+
+async def close_spans(spans: Spans, timeout_s: float) -> None:
+    """Export what is left, for `timeout_s` at most. The SDK blocks (up to its export timeout
+    and retries when the collector is down), so it runs in a daemon thread that the process
+    does not wait for at exit."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def close() -> None:
+        try:
+            spans.close()
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(settle)
+
+    threading.Thread(target=close, name="span-export", daemon=True).start()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done, timeout_s)
 
 
 @lru_cache(maxsize=4096)
