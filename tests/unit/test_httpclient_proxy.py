@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from harness.proxy import ForwardProxy
 from harness.receiver import Receiver
+from harness.tls import make_tls_files
 
 from bridge.config.proxy import ProxyUrl, parse_proxy_url
 from bridge.delivery.attempt import describe_error
@@ -134,3 +137,28 @@ async def test_a_name_this_host_cannot_resolve_is_left_to_the_proxy(proxy: Forwa
     with pytest.raises(ProxyRefused):
         await _post(client, "https://denied.example.com/h", vetted=True)
     assert [p.target for p in proxy.tunnels()] == ["denied.example.com:443"]
+
+
+async def test_tls_inside_the_tunnel_is_checked_against_the_target_name(
+    proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = make_tls_files(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.server_cert, files.server_key)
+    receiver = Receiver(tls=context)
+    await receiver.start()
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))
+        trusting = _client(parse_proxy_url(proxy.url()))
+        assert await _post(trusting, receiver.url("/t", host="localhost")) == 200
+        monkeypatch.setenv("SSL_CERT_FILE", str(files.other_ca))
+        distrusting = _client(parse_proxy_url(proxy.url()))
+        with pytest.raises(ConnectFailed) as failed:
+            await _post(distrusting, receiver.url("/t", host="localhost"))
+    finally:
+        await receiver.stop()
+    assert (
+        describe_error(failed.value)
+        == f"tls: certificate verify failed (localhost:{receiver.port})"
+    )
+    assert receiver.count() == 1
