@@ -1,0 +1,187 @@
+// One webhook: its fields, status, recent attempts and success ratio over time; admins pause,
+// test, rotate the secret, edit and delete it here.
+import { call, get } from "./api.js";
+import { announce, badge, empty, failure, h, modal, percent, refresh, svg, table, when } from "./dom.js";
+
+const POLL_MS = 3000;
+const BUCKETS = 12;
+
+export async function render({ main, match, caller, every, go, title }) {
+  const [id] = match;
+  title(`Webhook ${id}`);
+  const path = `webhooks/${encodeURIComponent(id)}`;
+  const summary = h("div", {});
+  const actions = h("div", { class: "actions" });
+  const outcome = h("div", { role: "status", class: "outcome" });
+  const ratio = h("div", {});
+  const attempts = h("div", {});
+  main.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks")),
+    h("h1", {}, id),
+    summary,
+    caller.can_write ? actions : null,
+    outcome,
+    h("section", { "aria-labelledby": "ratio" }, h("h2", { id: "ratio" }, "Success ratio over time"), ratio),
+    h("section", { "aria-labelledby": "attempts" }, h("h2", { id: "attempts" }, "Recent attempts"), attempts),
+  );
+  let hook = null;
+  const load = async () => {
+    const answer = await call("GET", path);
+    hook = answer.data;
+    hook.etag = answer.headers.get("ETag");
+    const { etag, ...shown } = hook;
+    refresh(summary, shown, () => fields(hook));
+    refresh(attempts, hook.attempts, () => attemptTable(hook.attempts));
+    refresh(ratio, hook.attempts, () => ratioChart(hook.attempts));
+    if (caller.can_write) refresh(actions, [hook.active, hook.source], () => buttons(hook, act));
+  };
+  const act = async (name) => {
+    try {
+      await ACTIONS[name]({ path, hook, outcome, go, reload: load });
+    } catch (error) {
+      outcome.replaceChildren(failure(error));
+    }
+  };
+  await load();
+  every(load, POLL_MS);
+}
+
+function fields(hook) {
+  const row = (name, value) => [h("dt", {}, name), h("dd", {}, value === null || value === "" ? "—" : value)];
+  const list = (values) => (values.length ? values.join(", ") : "all");
+  return h(
+    "dl",
+    { class: "fields" },
+    row("Status", h("span", {}, badge(hook.status), " ", h("span", { class: "message" }, hook.message))),
+    row("Active", hook.active ? "yes" : "no (paused)"),
+    row("URL", h("span", { class: "url" }, hook.url)),
+    row("Description", hook.description),
+    row("Source", hook.source === "config" ? "config (YAML, read-only here)" : "api"),
+    row("Scope", hook.scope),
+    row("Events", list(hook.events)),
+    row("Tenants", list(hook.tenants)),
+    row("Rate limit", hook.rate_limit === null ? "none" : `${hook.rate_limit} / s`),
+    row("Timeout", hook.timeout || "default"),
+    row("Retries", hook.max_retry === null ? "default" : String(hook.max_retry)),
+    row("Transform", hook.transform ? h("code", {}, hook.transform) : "none"),
+    row("Headers", Object.keys(hook.headers).join(", ") || "none"),
+    row("Revision", hook.revision === null ? "—" : String(hook.revision)),
+    row("Updated", when(hook.updated_at)),
+    hook.previous_secret_until ? row("Previous secret signs until", when(hook.previous_secret_until)) : null,
+  );
+}
+
+function buttons(hook, act) {
+  const button = (label, name, kind) => h("button", { type: "button", class: kind || "", onclick: () => act(name) }, label);
+  const test = button("Send test", "test");
+  if (hook.source !== "api") return [test, h("p", { class: "hint" }, "Configured in YAML: change it in the configuration file.")];
+  return [
+    h("a", { class: "button", href: `#/webhooks/${encodeURIComponent(hook.id)}/edit` }, "Edit"),
+    button(hook.active ? "Pause" : "Resume", "toggle"),
+    test,
+    button("Rotate secret", "rotate"),
+    button("Delete", "remove", "danger"),
+  ];
+}
+
+const ACTIONS = {
+  async toggle({ path, hook, outcome, reload }) {
+    const active = !hook.active;
+    await call("PATCH", path, { body: { active }, headers: { "If-Match": hook.etag } });
+    outcome.replaceChildren(h("p", {}, active ? "Resumed: deliveries start again." : "Paused: no delivery is attempted until it is resumed."));
+    await reload();
+  },
+  async test({ path, outcome, reload }) {
+    outcome.replaceChildren(h("p", { "aria-busy": "true" }, "Sending a webhook.test event…"));
+    const { data } = await call("POST", `${path}/test`);
+    const code = data.status_code === null ? "no answer" : `HTTP ${data.status_code}`;
+    outcome.replaceChildren(
+      h("p", { class: `test-result test-${data.status}` }, badge(data.status), ` Test: ${data.message} (${code}, ${data.duration_ms} ms)`),
+    );
+    await reload();
+  },
+  async rotate({ path, hook, outcome, reload }) {
+    const sure = await modal("Rotate the secret?", h("p", {}, "A new secret signs from now on; the current one keeps signing beside it for the grace period."), [
+      ["Rotate", "rotate", "primary"],
+      ["Cancel", "cancel"],
+    ]);
+    if (sure !== "rotate") return;
+    const { data } = await call("POST", `${path}/secret/rotate`, { headers: { "If-Match": hook.etag } });
+    outcome.replaceChildren(h("p", {}, "Secret rotated."));
+    await showSecretOnce(data.secret);
+    await reload();
+  },
+  async remove({ path, hook, go }) {
+    const sure = await modal(`Delete ${hook.id}?`, h("p", {}, "Deliveries to it stop at once. This cannot be undone."), [
+      ["Delete", "delete", "danger"],
+      ["Cancel", "cancel"],
+    ]);
+    if (sure !== "delete") return;
+    await call("DELETE", path, { headers: { "If-Match": hook.etag } });
+    announce(`Webhook ${hook.id} deleted`);
+    go("#/webhooks");
+  },
+};
+
+/** The new secret in a dialog, once: it is not kept anywhere once the dialog closes. */
+export async function showSecretOnce(secret) {
+  if (!secret) return;
+  const value = h("input", { id: "new-secret", type: "text", readonly: true, value: secret, class: "secret" });
+  const copy = h("button", { type: "button", onclick: () => navigator.clipboard?.writeText(value.value) }, "Copy");
+  await modal(
+    "New secret",
+    h("div", {}, h("p", {}, "Copy it now: it is shown only this once."), h("label", { for: "new-secret" }, "Secret"), h("div", { class: "inline" }, value, copy)),
+    [["Done", "done", "primary"]],
+  );
+  value.value = "";
+}
+
+function attemptTable(attempts) {
+  if (!attempts.length) return empty("No attempt in the last 24 hours.");
+  return table(
+    "Recent attempts",
+    ["When", "Event", "Job", "Attempt", "Status code", "Duration", "Outcome", "Message"],
+    [...attempts].reverse().map((a) => [
+      when(a.at),
+      a.event,
+      a.job_id ? h("a", { href: `#/deliveries?job_id=${encodeURIComponent(a.job_id)}` }, a.job_id) : "—",
+      String(a.attempt),
+      a.status_code === null || a.status_code === undefined ? "—" : String(a.status_code),
+      `${a.duration_ms} ms`,
+      badge(a.outcome === "success" ? "success" : "error"),
+      h("span", { class: "message" }, a.message),
+    ]),
+  );
+}
+
+/** Attempts in equal time buckets from the first to the last, each bar its success ratio. */
+function ratioChart(attempts) {
+  if (!attempts.length) return empty("No attempt to measure yet.");
+  const times = attempts.map((a) => new Date(a.at).getTime());
+  const first = Math.min(...times);
+  const span = Math.max(1, Math.max(...times) - first + 1);
+  const buckets = Array.from({ length: BUCKETS }, () => ({ ok: 0, all: 0 }));
+  attempts.forEach((a, i) => {
+    const bucket = buckets[Math.min(BUCKETS - 1, Math.floor(((times[i] - first) / span) * BUCKETS))];
+    bucket.all += 1;
+    if (a.outcome === "success") bucket.ok += 1;
+  });
+  const ok = attempts.filter((a) => a.outcome === "success").length;
+  const label = `${percent(ok / attempts.length)} of the last ${attempts.length} attempts succeeded`;
+  const width = 240;
+  const bar = width / BUCKETS;
+  return h(
+    "figure",
+    { class: "ratio" },
+    svg(
+      "svg",
+      { viewBox: `0 0 ${width} 60`, role: "img", "aria-label": label, preserveAspectRatio: "none" },
+      buckets.map((b, i) =>
+        b.all
+          ? svg("rect", { x: i * bar + 1, width: bar - 2, y: 60 - (b.ok / b.all) * 58, height: Math.max(2, (b.ok / b.all) * 58), class: b.ok === b.all ? "good" : "mixed" })
+          : svg("rect", { x: i * bar + 1, width: bar - 2, y: 58, height: 2, class: "none" }),
+      ),
+    ),
+    h("figcaption", {}, label, `, from `, when(attempts[0].at), " to ", when(attempts[attempts.length - 1].at), "."),
+  );
+}
