@@ -107,20 +107,14 @@ export function field(label, control, hint) {
 /** Show `message` at the field of `control` (null clears it). */
 export function fieldError(control, message) {
   const slot = document.getElementById(`${control.id}-error`);
-  const hint = control.id ? `${control.id}-hint` : "";
-  const described = [document.getElementById(hint) ? hint : null];
-  if (message) {
-    slot.textContent = message;
-    slot.hidden = false;
-    control.setAttribute("aria-invalid", "true");
-    described.push(slot.id);
-  } else {
-    slot.textContent = "";
-    slot.hidden = true;
-    control.removeAttribute("aria-invalid");
-  }
-  const ids = described.filter(Boolean).join(" ");
-  if (ids) control.setAttribute("aria-describedby", ids);
+  if (!slot) return;
+  slot.textContent = message || "";
+  slot.hidden = !message;
+  const hint = document.getElementById(`${control.id}-hint`);
+  const described = [hint ? hint.id : null, message ? slot.id : null].filter(Boolean).join(" ");
+  if (message) control.setAttribute("aria-invalid", "true");
+  else control.removeAttribute("aria-invalid");
+  if (described) control.setAttribute("aria-describedby", described);
   else control.removeAttribute("aria-describedby");
 }
 

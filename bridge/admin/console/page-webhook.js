@@ -129,8 +129,8 @@ export async function showSecretOnce(secret) {
   const value = h("input", { id: "new-secret", type: "text", readonly: true, value: secret, class: "secret" });
   const copy = h("button", { type: "button", onclick: () => navigator.clipboard?.writeText(value.value) }, "Copy");
   await modal(
-    "New secret",
-    h("div", {}, h("p", {}, "Copy it now: it is shown only this once."), h("label", { for: "new-secret" }, "Secret"), h("div", { class: "inline" }, value, copy)),
+    "Copy the secret now",
+    h("div", {}, h("p", {}, "It is shown only this once."), h("label", { for: "new-secret" }, "New secret"), h("div", { class: "inline" }, value, copy)),
     [["Done", "done", "primary"]],
   );
   value.value = "";
