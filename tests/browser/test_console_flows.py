@@ -84,7 +84,9 @@ async def test_a_test_send_to_a_failing_receiver_shows_its_answer(
 ) -> None:
     page = tab.page
     console_world.receiver.reply("/broken", 500)
-    await console_world.api("POST", "/webhooks", {"id": "broken", "url": console_world.receiver.url("/broken")})
+    await console_world.api(
+        "POST", "/webhooks", {"id": "broken", "url": console_world.receiver.url("/broken")}
+    )
     await sign_in(page, console_world)
     await show(page, console_world, "#/webhooks/broken", "broken")
     await page.get_by_role("button", name="Send test").click()
@@ -101,7 +103,9 @@ async def test_rotate_shows_the_secret_once_and_delete_asks_first(
     tab: Tab, console_world: World
 ) -> None:
     page = tab.page
-    await console_world.api("POST", "/webhooks", {"id": "doomed", "url": console_world.receiver.url("/doomed")})
+    await console_world.api(
+        "POST", "/webhooks", {"id": "doomed", "url": console_world.receiver.url("/doomed")}
+    )
     await sign_in(page, console_world)
     await show(page, console_world, "#/webhooks/doomed", "doomed")
     await page.get_by_role("button", name="Rotate secret").click()
@@ -164,7 +168,9 @@ async def test_replay_a_dead_letter_and_see_it_delivered(tab: Tab, console_world
     await page.get_by_role("button", name="Replay 1").click()
     progress = page.get_by_role("progressbar")
     await expect(progress).to_have_attribute("value", "1")
-    await expect(page.get_by_text("1 delivered, 0 dead-lettered again, 0 under way")).to_be_visible()
+    await expect(
+        page.get_by_text("1 delivered, 0 dead-lettered again, 0 under way")
+    ).to_be_visible()
     assert receiver.count("/recovering") == 2
 
 

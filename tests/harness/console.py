@@ -178,8 +178,7 @@ async def populate(world: World) -> None:
 
 
 async def capture(browser: Browser, world: World, out_dir: Path) -> list[Path]:
-    """A full-page screenshot of every page at laptop and phone widths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """A full-page screenshot of every page at laptop and phone widths, into `out_dir`."""
     written = []
     for width, viewport in (("laptop", LAPTOP), ("phone", PHONE)):
         context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
@@ -194,15 +193,20 @@ async def capture(browser: Browser, world: World, out_dir: Path) -> list[Path]:
     return written
 
 
-async def _main(out_dir: Path) -> None:
-    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "console-screenshots"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+async def _screenshots(workdir: Path, out_dir: Path) -> None:
     async with world(workdir) as shown, chromium() as browser:
         await populate(shown)
         for path in await capture(browser, shown, out_dir):
             print(path)
 
 
+def main(out_dir: Path) -> None:
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / "console-screenshots"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_screenshots(workdir, out_dir))
+
+
 if __name__ == "__main__":
-    asyncio.run(_main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/console")))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/console"))

@@ -1,5 +1,5 @@
 // The admin API, called with the tab's token. The token lives in sessionStorage only: never
-// in a URL, a cookie or localStorage, and it goes only to the bridge that served the page.
+// in a URL, a cookie or local storage, and it goes only to the bridge that served the page.
 
 const TOKEN_KEY = "webhook-bridge.token";
 

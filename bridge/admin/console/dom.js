@@ -15,7 +15,7 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 export function append(element, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -126,12 +126,13 @@ export function announce(text) {
   }, 50);
 }
 
-/** A modal dialog; resolves with the value of the button that closed it. */
+/** A modal dialog; resolves with the value of the button that closed it. The focus starts
+ *  on `cancel` when there is one, so Enter never confirms a deletion by accident. */
 export function modal(title, body, buttons) {
   return new Promise((resolve) => {
     const heading = h("h2", { id: "dialog-title" }, title);
     const actions = buttons.map(([label, value, kind]) =>
-      h("button", { type: "submit", value, class: kind || "" }, label),
+      h("button", { type: "submit", value, class: kind || "", autofocus: value === "cancel" }, label),
     );
     const form = h("form", { method: "dialog" }, heading, body, h("div", { class: "actions" }, actions));
     const dialog = h("dialog", { "aria-labelledby": "dialog-title" }, form);
