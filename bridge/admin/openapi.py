@@ -20,6 +20,7 @@ from bridge.admin.responses import (
     DeadLetters,
     Deliveries,
     Error,
+    History,
     Readiness,
     ReplayRequest,
     ReplayResult,
@@ -36,7 +37,7 @@ from bridge.config.webhooks import ID_PATTERN
 
 _TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
 _TYPES += (ReplayResult, AuditTrail, Readiness, WebhookInput, WebhookDetail, RotateRequest)
-_TYPES += (Rotated, Tested, Caller, Stats)
+_TYPES += (Rotated, Tested, Caller, Stats, History)
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
 Security = list[dict[str, list[str]]]
@@ -251,6 +252,13 @@ def _console_paths() -> dict[str, Any]:
     return {
         "/whoami": _get(
             "Who the bearer token stands for, and whether it may write", Caller, _ADMIN
+        ),
+        "/webhooks/{id}/history": _get(
+            "A webhook's attempts and successes over time, in 60 equal buckets",
+            History,
+            _ADMIN,
+            answers=_refusals("404"),
+            parameters=[_ID, _query("within", "How far back, from 1m to 24h (default 24h)")],
         ),
         "/stats": _get(
             "Overview: this replica's delivery rates, success ratio, backlog, dead letters",

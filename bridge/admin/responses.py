@@ -212,3 +212,21 @@ class Stats(msgspec.Struct, frozen=True):
     retries_pending: int
     inflight: int
     dead_letters: int
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    """Attempts that started in [start, start + bucket_s), and how many of them got a 2xx."""
+
+    start: str
+    attempts: int
+    succeeded: int
+
+
+class History(msgspec.Struct, frozen=True):
+    """A webhook's attempts over the last `within_s` seconds in equal buckets, oldest first
+    (attempts to its URL, whichever webhook or job they were for)."""
+
+    id: str
+    within_s: float
+    bucket_s: float
+    buckets: tuple[Bucket, ...]

@@ -186,6 +186,8 @@ async def capture(browser: Browser, world: World, out_dir: Path) -> list[Path]:
         await sign_in(page, world)
         for name, fragment, heading in PAGES:
             await show(page, world, fragment, heading)
+            if name == "overview":  # a few updates draw the chart
+                await expect(page.locator("figure.sparkline")).to_be_visible()
             path = out_dir / f"{name}-{width}.png"
             await page.screenshot(path=str(path), full_page=True)
             written.append(path)

@@ -87,6 +87,7 @@ ROUTES = [
     Route("POST", "/webhooks/acme-crm/secret/rotate", CONFIGURED),
     Route("POST", "/webhooks/acme-crm/test", WRITE),
     Route("DELETE", "/webhooks/no-such-hook", MISSING),
+    Route("GET", "/webhooks/acme-crm/history?within=1h", READ),
     Route("GET", "/whoami", READ),
     Route("GET", "/stats", ALL_TENANTS),
     Route("GET", "/ui", PUBLIC),  # the console's files: public, its API calls are not

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bridge.admin.history import buckets, unix_s
 from bridge.admin.server import Backend, build_app
 from bridge.admin.stats import Overview, Reading, baseline, rates, reading
 from bridge.config.settings import load_settings
@@ -118,3 +119,21 @@ async def test_whoami_without_any_token_configured() -> None:
             "tenants": None,
             "can_write": False,
         }
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [
+        ([], [(0, 0)] * 4),
+        ([(90.0, True)], [(0, 0)] * 3 + [(1, 1)]),  # [85, 100): the last bucket
+        ([(60.0, True), (69.9, False), (70.0, True)], [(2, 1), (1, 1), (0, 0), (0, 0)]),
+        ([(59.9, True), (100.0, True), (120.0, False)], [(0, 0)] * 4),  # outside the span
+    ],
+)
+def test_history_buckets(
+    attempts: list[tuple[float, bool]], expected: list[tuple[int, int]]
+) -> None:
+    found = buckets(attempts, now_s=100.0, within_s=40.0, count=4)
+    assert [(b.attempts, b.succeeded) for b in found] == expected
+    assert found[0].start == "1970-01-01T00:01:00.000Z"
+    assert unix_s("1970-01-01T00:01:05.500Z") == 65.5

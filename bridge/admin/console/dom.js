@@ -59,6 +59,10 @@ export function percent(ratio) {
   return ratio === null || ratio === undefined ? "—" : `${(ratio * 100).toFixed(1)} %`;
 }
 
+export function plural(count, one, many = `${one}s`) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 export function badge(status) {
   return h("span", { class: `badge badge-${status}` }, status);
 }

@@ -1,7 +1,7 @@
 // Deliveries: the delivery log of one job or one event, each delivery (an event to one
 // endpoint) as a timeline of its attempts; without a search, the latest attempts.
 import { get, query } from "./api.js";
-import { badge, empty, failure, h, loading, when } from "./dom.js";
+import { badge, empty, failure, h, loading, plural, when } from "./dom.js";
 
 export async function render({ main, params, go, title }) {
   title("Deliveries");
@@ -96,8 +96,4 @@ function step(entry) {
     entry.outcome === "success" ? null : h("span", { class: "message" }, ` ${entry.message}`),
     h("span", { class: "next" }, ` → ${next || entry.result}`, entry.result === "retry" && entry.retry_at ? when(entry.retry_at) : null),
   );
-}
-
-function plural(count, one, many = `${one}s`) {
-  return `${count} ${count === 1 ? one : many}`;
 }

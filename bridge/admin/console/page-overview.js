@@ -43,7 +43,9 @@ async function showStats(tiles, chart, history) {
   history.push(stats.deliveries_per_s);
   if (history.length > HISTORY) history.shift();
   refresh(tiles, { ...stats, at: null }, () => statTiles(stats));
-  refresh(chart, history, () => sparkline(history));
+  refresh(chart, history, () =>
+    history.length > 1 ? sparkline(history) : h("p", { class: "hint" }, "The chart of deliveries per second fills in as the page updates."),
+  );
 }
 
 function statTiles(stats) {

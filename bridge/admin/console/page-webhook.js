@@ -1,10 +1,10 @@
 // One webhook: its fields, status, recent attempts and success ratio over time; admins pause,
 // test, rotate the secret, edit and delete it here.
 import { call, get } from "./api.js";
-import { announce, badge, empty, failure, h, modal, percent, refresh, svg, table, when } from "./dom.js";
+import { announce, badge, empty, failure, h, modal, percent, plural, refresh, svg, table, when } from "./dom.js";
 
 const POLL_MS = 3000;
-const BUCKETS = 12;
+const SPANS = [["1h", "Last hour"], ["24h", "Last 24 hours"]];
 
 export async function render({ main, match, caller, every, go, title }) {
   const [id] = match;
@@ -14,6 +14,7 @@ export async function render({ main, match, caller, every, go, title }) {
   const actions = h("div", { class: "actions" });
   const outcome = h("div", { role: "status", class: "outcome" });
   const ratio = h("div", {});
+  const within = h("select", { id: "span" }, SPANS.map(([value, label]) => h("option", { value }, label)));
   const attempts = h("div", {});
   main.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks")),
@@ -21,7 +22,7 @@ export async function render({ main, match, caller, every, go, title }) {
     summary,
     caller.can_write ? actions : null,
     outcome,
-    h("section", { "aria-labelledby": "ratio" }, h("h2", { id: "ratio" }, "Success ratio over time"), ratio),
+    h("section", { "aria-labelledby": "ratio" }, h("h2", { id: "ratio" }, "Success ratio over time"), h("div", { class: "field" }, h("label", { for: "span" }, "Period"), within), ratio),
     h("section", { "aria-labelledby": "attempts" }, h("h2", { id: "attempts" }, "Recent attempts"), attempts),
   );
   let hook = null;
@@ -32,7 +33,8 @@ export async function render({ main, match, caller, every, go, title }) {
     const { etag, ...shown } = hook;
     refresh(summary, shown, () => fields(hook));
     refresh(attempts, hook.attempts, () => attemptTable(hook.attempts));
-    refresh(ratio, hook.attempts, () => ratioChart(hook.attempts));
+    const history = await get(`${path}/history?within=${within.value}`);
+    refresh(ratio, history.buckets, () => ratioChart(history));
     if (caller.can_write) refresh(actions, [hook.active, hook.source], () => buttons(hook, act));
   };
   const act = async (name) => {
@@ -42,6 +44,7 @@ export async function render({ main, match, caller, every, go, title }) {
       outcome.replaceChildren(failure(error));
     }
   };
+  within.addEventListener("change", () => load().catch((error) => ratio.replaceChildren(failure(error))));
   await load();
   every(load, POLL_MS);
 }
@@ -154,34 +157,33 @@ function attemptTable(attempts) {
   );
 }
 
-/** Attempts in equal time buckets from the first to the last, each bar its success ratio. */
-function ratioChart(attempts) {
-  if (!attempts.length) return empty("No attempt to measure yet.");
-  const times = attempts.map((a) => new Date(a.at).getTime());
-  const first = Math.min(...times);
-  const span = Math.max(1, Math.max(...times) - first + 1);
-  const buckets = Array.from({ length: BUCKETS }, () => ({ ok: 0, all: 0 }));
-  attempts.forEach((a, i) => {
-    const bucket = buckets[Math.min(BUCKETS - 1, Math.floor(((times[i] - first) / span) * BUCKETS))];
-    bucket.all += 1;
-    if (a.outcome === "success") bucket.ok += 1;
-  });
-  const ok = attempts.filter((a) => a.outcome === "success").length;
-  const label = `${percent(ok / attempts.length)} of the last ${attempts.length} attempts succeeded`;
-  const width = 240;
-  const bar = width / BUCKETS;
+/** One bar per bucket, its height the share of attempts that succeeded (grey: none). */
+function ratioChart(history) {
+  const buckets = history.buckets;
+  const tried = buckets.reduce((sum, b) => sum + b.attempts, 0);
+  if (!tried) return empty(`No attempt in the last ${span(history.within_s)}.`);
+  const ok = buckets.reduce((sum, b) => sum + b.succeeded, 0);
+  const label = `${percent(ok / tried)} of ${plural(tried, "attempt")} in the last ${span(history.within_s)} succeeded, in bars of ${span(history.bucket_s)}`;
+  const bar = 4;
   return h(
     "figure",
     { class: "ratio" },
     svg(
       "svg",
-      { viewBox: `0 0 ${width} 60`, role: "img", "aria-label": label, preserveAspectRatio: "none" },
-      buckets.map((b, i) =>
-        b.all
-          ? svg("rect", { x: i * bar + 1, width: bar - 2, y: 60 - (b.ok / b.all) * 58, height: Math.max(2, (b.ok / b.all) * 58), class: b.ok === b.all ? "good" : "mixed" })
-          : svg("rect", { x: i * bar + 1, width: bar - 2, y: 58, height: 2, class: "none" }),
-      ),
+      { viewBox: `0 0 ${buckets.length * bar} 60`, role: "img", "aria-label": label, preserveAspectRatio: "none" },
+      buckets.map((b, i) => {
+        const share = b.attempts ? b.succeeded / b.attempts : 0;
+        const height = b.attempts ? Math.max(2, share * 58) : 2;
+        const kind = !b.attempts ? "none" : share === 1 ? "good" : "mixed";
+        return svg("rect", { x: i * bar + 0.5, width: bar - 1, y: 60 - height, height, class: kind });
+      }),
     ),
-    h("figcaption", {}, label, `, from `, when(attempts[0].at), " to ", when(attempts[attempts.length - 1].at), "."),
+    h("figcaption", {}, label, ", from ", when(buckets[0].start), " to now."),
   );
+}
+
+function span(seconds) {
+  if (seconds >= 3600) return `${seconds / 3600} h`;
+  if (seconds >= 60) return `${seconds / 60} min`;
+  return `${seconds} s`;
 }
