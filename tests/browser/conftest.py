@@ -2,7 +2,7 @@
 page per test that records every request and dialog.
 
 Every test here runs in the session's event loop, the browser's (each module's `pytestmark`
-says so: `BROWSER`). Without chromium the tests
+says so: `harness.console.BROWSER`). Without chromium the tests
 skip with the reason, unless CI is set: there they fail (`.ci/run` installs chromium).
 """
 
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from harness.console import World, chromium, chromium_missing, world
-from playwright.async_api import Browser, Dialog, Page, Request, expect
+from harness.console import Seen, Tab, World, chromium, chromium_missing, world
+from playwright.async_api import Browser, Dialog, Request, expect
 
 EXPECT_TIMEOUT_MS = 15_000
-BROWSER = pytest.mark.asyncio(loop_scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,21 +40,6 @@ async def browser() -> AsyncIterator[Browser]:
 async def console_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     async with world(tmp_path_factory.mktemp("console")) as running:
         yield running
-
-
-@dataclass
-class Seen:
-    """What a page did: every request's URL, every dialog it opened, every uncaught error."""
-
-    requests: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Tab:
-    page: Page
-    seen: Seen
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -5,12 +5,13 @@ and what a viewer may (not) do."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import BROWSER, Tab
-from harness.console import ADMIN_TOKEN, VIEWER_TOKEN, World, show, sign_in
+from harness.console import ADMIN_TOKEN, BROWSER, VIEWER_TOKEN, Tab, World, show, sign_in
 from harness.waiting import wait_for
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 pytestmark = [BROWSER, pytest.mark.timeout(60)]
 
@@ -205,3 +206,17 @@ async def test_a_viewer_sees_no_write_control_and_writes_are_refused(
 async def _no_write_controls(page: Page) -> None:
     await expect(page.get_by_role("button", name=WRITE_CONTROLS)).to_have_count(0)
     await expect(page.get_by_role("link", name=WRITE_CONTROLS)).to_have_count(0)
+
+
+async def test_times_are_shown_in_the_browsers_zone(browser: Browser, console_world: World) -> None:
+    zone = "Pacific/Chatham"  # +12:45 or +13:45: no other zone shows the same clock
+    context = await browser.new_context(timezone_id=zone, locale="en-GB")
+    page = await context.new_page()
+    await console_world.publish("job.completed", "j-console-zone")
+    await wait_for(lambda: _delivered_job(console_world, "j-console-zone"), 15, "not delivered")
+    await sign_in(page, console_world)
+    await show(page, console_world, "#/deliveries?job_id=j-console-zone", "Deliveries")
+    shown = page.locator("ol.timeline time").first
+    at = datetime.fromisoformat(await shown.get_attribute("datetime") or "")
+    await expect(shown).to_contain_text(at.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S"))
+    await context.close()

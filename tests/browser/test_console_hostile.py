@@ -4,8 +4,7 @@ and event hold markup and script renders them literally, and nothing of them run
 from __future__ import annotations
 
 import pytest
-from conftest import BROWSER, Tab
-from harness.console import World, show, sign_in
+from harness.console import BROWSER, Tab, World, show, sign_in
 from playwright.async_api import expect
 
 pytestmark = [BROWSER, pytest.mark.timeout(60)]

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import BROWSER
-from harness.console import AXE, LAPTOP, PAGES, PHONE, World, populate, show, sign_in
+from harness.console import AXE, BROWSER, LAPTOP, PAGES, PHONE, World, populate, show, sign_in
 from playwright.async_api import Browser, Page, expect
 
 pytestmark = [BROWSER, pytest.mark.timeout(90)]

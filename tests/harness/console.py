@@ -16,11 +16,12 @@ import shutil
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 from nats.js import JetStreamContext
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -30,6 +31,7 @@ from harness.publish import job_event, publish_event
 from harness.receiver import Receiver
 from harness.waiting import wait_for
 
+BROWSER = pytest.mark.asyncio(loop_scope="session")  # the browser's loop: tests/browser
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -140,6 +142,23 @@ async def world(workdir: Path) -> AsyncIterator[World]:
             await bridge.terminate()
         await receiver.stop()
         await server.stop()
+
+
+@dataclass
+class Seen:
+    """What a page did: every request's URL, every dialog it opened, every uncaught error."""
+
+    requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Tab:
+    """A test's page, and what it did (checked when the test ends)."""
+
+    page: Page
+    seen: Seen
 
 
 async def sign_in(page: Page, world: World, token: str = ADMIN_TOKEN) -> None:
