@@ -4,8 +4,8 @@ import { call, get, query } from "./api.js";
 import { announce, badge, empty, failure, h, loading, pretty, table, when } from "./dom.js";
 
 const SINCE = [["", "any time"], ["15m", "15 minutes"], ["1h", "hour"], ["24h", "24 hours"], ["168h", "7 days"]];
-const TRACKED = 50;
-const TRACK_MS = 1000;
+const TRACKED = 20;
+const TRACK_MS = 2000;
 const TRACK_FOR_MS = 120000;
 
 export async function render({ main, params, caller, go, every, title }) {
