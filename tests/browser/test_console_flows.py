@@ -106,7 +106,7 @@ async def test_a_test_send_to_a_failing_receiver_shows_its_answer(
     await expect(row).to_contain_text("unexpected status code: 500")
 
 
-async def test_rotate_shows_the_secret_once_and_delete_asks_first(
+async def test_edit_rotate_shows_the_secret_once_and_delete_asks_first(
     tab: Tab, console_world: World
 ) -> None:
     page = tab.page
@@ -115,13 +115,26 @@ async def test_rotate_shows_the_secret_once_and_delete_asks_first(
     )
     await sign_in(page, console_world)
     await show(page, console_world, "#/webhooks/doomed", "doomed")
+    await page.get_by_role("link", name="Edit").click()
+    await page.get_by_label("Description").fill("Soon gone")
+    await page.get_by_label("Rate limit (per second)").fill("0")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_label("Rate limit (per second)")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await page.get_by_label("Rate limit (per second)").fill("5")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("heading", name="doomed", level=1)).to_be_visible()
+    await expect(page.get_by_text("Soon gone")).to_be_visible()
+    await expect(page.get_by_text("5 / s")).to_be_visible()
+
     await page.get_by_role("button", name="Rotate secret").click()
     await page.get_by_role("dialog").get_by_role("button", name="Rotate").click()
     secret = page.get_by_role("dialog").get_by_label("New secret")
     await expect(secret).to_have_value(re.compile(r"^whsec_"))
     shown = await secret.input_value()
     await page.get_by_role("button", name="Done").click()
-    await expect(page.get_by_role("dialog")).to_have_count(0)
+    await expect(page.locator("dialog")).to_have_count(0)  # gone, not only closed
     assert shown not in await page.content()
 
     await page.get_by_role("button", name="Delete").click()

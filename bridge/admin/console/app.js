@@ -136,8 +136,7 @@ function signIn(message) {
       session.keep(token);
       signedIn(who);
       announce(`Signed in as ${who.name}`);
-      if (!parse(location.hash).path || location.hash === "#/sign-in") go("#/overview");
-      else show();
+      show();
     } catch (failed) {
       error.textContent = failed instanceof ApiError && failed.status === 401 ? "This token is not accepted." : failed.message;
       input.focus();

@@ -32,10 +32,12 @@ export function svg(tag, attrs = {}, ...children) {
 
 /** Replace `element`'s content only when `data` changed, so polling keeps focus and
  *  scroll where they are. */
+const shown = new WeakMap();
+
 export function refresh(element, data, build) {
   const key = JSON.stringify(data);
-  if (element.dataset.shown === key) return;
-  element.dataset.shown = key;
+  if (shown.get(element) === key) return;
+  shown.set(element, key);
   element.replaceChildren(...[build(data)].flat().filter(Boolean));
 }
 

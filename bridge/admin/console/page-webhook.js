@@ -129,7 +129,8 @@ const ACTIONS = {
 /** The new secret in a dialog, once: it is not kept anywhere once the dialog closes. */
 export async function showSecretOnce(secret) {
   if (!secret) return;
-  const value = h("input", { id: "new-secret", type: "text", readonly: true, value: secret, class: "secret" });
+  const value = h("input", { id: "new-secret", type: "text", readonly: true, class: "secret" });
+  value.value = secret; // a property, not an attribute: never in the page's markup
   const copy = h("button", { type: "button", onclick: () => navigator.clipboard?.writeText(value.value) }, "Copy");
   await modal(
     "Copy the secret now",
