@@ -233,3 +233,42 @@ async def test_times_are_shown_in_the_browsers_zone(browser: Browser, console_wo
     at = datetime.fromisoformat(await shown.get_attribute("datetime") or "")
     await expect(shown).to_contain_text(at.astimezone(ZoneInfo(zone)).strftime("%H:%M:%S"))
     await context.close()
+
+
+ENDPOINTS = {
+    "endpoints": [
+        {
+            "endpoint": "http://down.example:8080",
+            "state": "open",
+            "concurrency_limit": 1,
+            "held": 42,
+            "since": "2026-01-14T10:30:00Z",
+        },
+        {
+            "endpoint": "http://fine.example:8080",
+            "state": "healthy",
+            "concurrency_limit": 16,
+            "held": 0,
+            "since": None,
+        },
+    ]
+}
+
+
+async def test_the_overview_lists_endpoints_in_trouble(tab: Tab, console_world: World) -> None:
+    page = tab.page
+    await sign_in(page, console_world)
+    trouble = page.locator("section", has=page.get_by_role("heading", name="Endpoints in trouble"))
+    await expect(trouble).to_contain_text("Not available")  # this bridge has no GET /endpoints
+    await expect(page.get_by_text("Deliveries / s")).to_be_visible()
+
+    # as a bridge with endpoint health (SPEC §11) answers
+    await page.route(
+        f"{console_world.origin}/endpoints", lambda route: route.fulfill(json=ENDPOINTS)
+    )
+    await page.reload()
+    await expect(trouble.get_by_role("row")).to_have_count(2)  # the header and the open one
+    row = trouble.get_by_role("row").filter(has_text="down.example")
+    await expect(row).to_contain_text("open")
+    await expect(row).to_contain_text("42")
+    await expect(trouble).not_to_contain_text("fine.example")
