@@ -188,11 +188,15 @@ async def show(page: Page, world: World, fragment: str, heading: str) -> None:
 
 
 async def populate(world: World) -> None:
-    """Something on every page: a delivered job, a dead letter, an API webhook, a test."""
+    """Something on every page: a delivered job, a dead letter, API webhooks, a test that
+    succeeded and one that failed."""
     await world.publish("job.completed", "j-shown")
     await world.dead_letter("job.failed", "j-refused", "/refusing")
     await world.api("POST", "/webhooks", {"id": "crm", "url": world.receiver.url("/crm")})
     await world.api("POST", "/webhooks/crm/test")
+    billing = {"id": "billing", "url": world.receiver.url("/refusing"), "description": "Down"}
+    await world.api("POST", "/webhooks", billing)
+    await world.api("POST", "/webhooks/billing/test")
     await wait_for(lambda: world.receiver.count("/erp") >= 1, 15, "nothing delivered to erp")
 
 

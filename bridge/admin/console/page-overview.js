@@ -76,9 +76,8 @@ function sparkline(history) {
   const height = 60;
   const peak = Math.max(0, ...history);
   const top = Math.max(1, peak);
-  const step = width / Math.max(1, HISTORY - 1);
-  const start = HISTORY - history.length;
-  const points = history.map((value, i) => `${((start + i) * step).toFixed(1)},${(height - (value / top) * (height - 4) - 2).toFixed(1)}`);
+  const step = width / Math.max(1, history.length - 1);
+  const points = history.map((value, i) => `${(i * step).toFixed(1)},${(height - (value / top) * (height - 4) - 2).toFixed(1)}`);
   const latest = history.length ? history[history.length - 1].toFixed(2) : "0";
   const label = `Deliveries per second over the last ${history.length * 2} seconds: now ${latest}, peak ${peak.toFixed(2)}`;
   return h(
