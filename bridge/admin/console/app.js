@@ -65,7 +65,8 @@ async function show() {
   try {
     await page.render(context);
   } catch (error) {
-    if (!state.left) main.replaceChildren(h("h1", { tabindex: "-1" }, "Something went wrong"), failure(error));
+    if (!state.left)
+      main.replaceChildren(h("h1", { tabindex: "-1" }, "Something went wrong"), failure(error));
   }
   if (!state.left) focusHeading();
 }
@@ -116,13 +117,23 @@ function signOut() {
 
 function signIn(message) {
   title("Sign in");
-  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off", required: true });
+  const input = h("input", {
+    id: "token",
+    name: "token",
+    type: "password",
+    autocomplete: "off",
+    required: true,
+  });
   const error = h("p", { class: "error", role: "alert", id: "sign-in-error" }, message || "");
   const form = h(
     "form",
     { class: "sign-in", novalidate: true },
     h("h1", { tabindex: "-1" }, "Sign in"),
-    h("p", {}, "Use an admin or viewer token of this bridge (ADMIN_TOKEN, VIEWER_TOKEN or a token of its configuration). It is kept for this tab only."),
+    h(
+      "p",
+      {},
+      "Use an admin or viewer token of this bridge (ADMIN_TOKEN, VIEWER_TOKEN or a token of its configuration). It is kept for this tab only.",
+    ),
     h("div", { class: "field" }, h("label", { for: "token" }, "Access token"), input),
     error,
     h("button", { type: "submit", class: "primary" }, "Sign in"),
@@ -138,7 +149,10 @@ function signIn(message) {
       announce(`Signed in as ${who.name}`);
       show();
     } catch (failed) {
-      error.textContent = failed instanceof ApiError && failed.status === 401 ? "This token is not accepted." : failed.message;
+      error.textContent =
+        failed instanceof ApiError && failed.status === 401
+          ? "This token is not accepted."
+          : failed.message;
       input.focus();
     }
   });

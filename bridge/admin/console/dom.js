@@ -72,9 +72,17 @@ export function badge(status) {
 /** A table that scrolls sideways on its own when it must; rows are arrays of cells, and
  *  each cell is labelled with its column for the card layout of narrow screens. */
 export function table(caption, columns, rows) {
-  const head = h("tr", {}, columns.map((name) => h("th", { scope: "col" }, name)));
+  const head = h(
+    "tr",
+    {},
+    columns.map((name) => h("th", { scope: "col" }, name)),
+  );
   const body = rows.map((cells) =>
-    h("tr", {}, cells.map((cell, i) => h("td", { "data-label": columns[i] }, cell))),
+    h(
+      "tr",
+      {},
+      cells.map((cell, i) => h("td", { "data-label": columns[i] }, cell)),
+    ),
   );
   const label = h("caption", { class: "visually-hidden" }, caption);
   return h(
@@ -138,9 +146,19 @@ export function modal(title, body, buttons) {
   return new Promise((resolve) => {
     const heading = h("h2", { id: "dialog-title" }, title);
     const actions = buttons.map(([label, value, kind]) =>
-      h("button", { type: "submit", value, class: kind || "", autofocus: value === "cancel" }, label),
+      h(
+        "button",
+        { type: "submit", value, class: kind || "", autofocus: value === "cancel" },
+        label,
+      ),
     );
-    const form = h("form", { method: "dialog" }, heading, body, h("div", { class: "actions" }, actions));
+    const form = h(
+      "form",
+      { method: "dialog" },
+      heading,
+      body,
+      h("div", { class: "actions" }, actions),
+    );
     const dialog = h("dialog", { "aria-labelledby": "dialog-title" }, form);
     dialog.addEventListener("close", () => {
       dialog.remove();

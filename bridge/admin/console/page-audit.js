@@ -5,7 +5,12 @@ import { empty, failure, h, loading, pretty, table, when } from "./dom.js";
 export async function render({ main, params, go, title }) {
   title("Audit");
   const webhook = params.get("webhook") || "";
-  const input = h("input", { id: "audit-webhook", type: "search", value: webhook, autocomplete: "off" });
+  const input = h("input", {
+    id: "audit-webhook",
+    type: "search",
+    value: webhook,
+    autocomplete: "off",
+  });
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter the audit trail" },
@@ -31,12 +36,16 @@ function records(audit) {
   return table(
     "Audit trail",
     ["When", "Who", "Action", "Webhook", "Change"],
-    [...audit].reverse().map((r) => [
-      when(r.at),
-      r.actor,
-      r.action,
-      r.webhook_id ? h("a", { href: `#/webhooks/${encodeURIComponent(r.webhook_id)}` }, r.webhook_id) : "—",
-      h("pre", { class: "change" }, pretty(r.change)),
-    ]),
+    [...audit]
+      .reverse()
+      .map((r) => [
+        when(r.at),
+        r.actor,
+        r.action,
+        r.webhook_id
+          ? h("a", { href: `#/webhooks/${encodeURIComponent(r.webhook_id)}` }, r.webhook_id)
+          : "—",
+        h("pre", { class: "change" }, pretty(r.change)),
+      ]),
   );
 }

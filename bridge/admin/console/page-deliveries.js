@@ -29,7 +29,12 @@ export async function render({ main, params, go, title }) {
   main.append(h("h1", {}, "Deliveries"), form, results);
   try {
     const found = await get(`deliveries${query({ [kind]: value, limit: 500 })}`);
-    results.replaceChildren(...timeline(found.deliveries, value ? `${kind === "job_id" ? "job" : "event"} ${value}` : null));
+    results.replaceChildren(
+      ...timeline(
+        found.deliveries,
+        value ? `${kind === "job_id" ? "job" : "event"} ${value}` : null,
+      ),
+    );
   } catch (error) {
     results.replaceChildren(failure(error));
   }
@@ -38,7 +43,9 @@ export async function render({ main, params, go, title }) {
 function timeline(entries, subject) {
   const heading = h("h2", {}, subject ? `Attempts of ${subject}` : "Latest attempts");
   if (!entries.length) {
-    const text = subject ? `No attempt recorded for ${subject} (the delivery log keeps a week).` : "No attempt recorded yet.";
+    const text = subject
+      ? `No attempt recorded for ${subject} (the delivery log keeps a week).`
+      : "No attempt recorded yet.";
     return [heading, empty(text)];
   }
   const groups = new Map();
@@ -47,7 +54,11 @@ function timeline(entries, subject) {
     groups.get(entry.delivery_id).push(entry);
   }
   const count = `${plural(entries.length, "attempt")} in ${plural(groups.size, "delivery", "deliveries")}`;
-  return [heading, h("p", { class: "count" }, count), h("ul", { class: "deliveries" }, [...groups.values()].map(delivery))];
+  return [
+    heading,
+    h("p", { class: "count" }, count),
+    h("ul", { class: "deliveries" }, [...groups.values()].map(delivery)),
+  ];
 }
 
 function delivery(attempts) {
@@ -64,7 +75,13 @@ function delivery(attempts) {
       " → ",
       h("span", { class: "url" }, endpoint),
       " ",
-      badge(last.result === "delivered" || last.result === "tested" ? "success" : last.result === "retry" ? "pending" : "error"),
+      badge(
+        last.result === "delivered" || last.result === "tested"
+          ? "success"
+          : last.result === "retry"
+            ? "pending"
+            : "error",
+      ),
     ),
     h(
       "p",
@@ -81,7 +98,10 @@ function delivery(attempts) {
 }
 
 function step(entry) {
-  const code = entry.status_code === null || entry.status_code === undefined ? "no status" : `HTTP ${entry.status_code}`;
+  const code =
+    entry.status_code === null || entry.status_code === undefined
+      ? "no status"
+      : `HTTP ${entry.status_code}`;
   const next = {
     delivered: "delivered",
     tested: "test send",
@@ -92,8 +112,19 @@ function step(entry) {
     "li",
     { class: `step step-${entry.outcome === "success" ? "ok" : "failed"}` },
     h("span", { class: "step-when" }, when(entry.at)),
-    h("span", {}, ` attempt ${entry.attempt}: `, h("strong", {}, code), `, ${entry.duration_ms} ms`),
+    h(
+      "span",
+      {},
+      ` attempt ${entry.attempt}: `,
+      h("strong", {}, code),
+      `, ${entry.duration_ms} ms`,
+    ),
     entry.outcome === "success" ? null : h("span", { class: "message" }, ` ${entry.message}`),
-    h("span", { class: "next" }, ` → ${next || entry.result}`, entry.result === "retry" && entry.retry_at ? when(entry.retry_at) : null),
+    h(
+      "span",
+      { class: "next" },
+      ` → ${next || entry.result}`,
+      entry.result === "retry" && entry.retry_at ? when(entry.retry_at) : null,
+    ),
   );
 }

@@ -17,8 +17,18 @@ export async function render({ main, every, title }) {
     h("p", { class: "lead" }, "Updated every 2 seconds from the replica that serves this page."),
     tiles,
     chart,
-    h("section", { "aria-labelledby": "trouble" }, h("h2", { id: "trouble" }, "Endpoints in trouble"), endpoints),
-    h("section", { "aria-labelledby": "failing" }, h("h2", { id: "failing" }, "Webhooks failing"), failing),
+    h(
+      "section",
+      { "aria-labelledby": "trouble" },
+      h("h2", { id: "trouble" }, "Endpoints in trouble"),
+      endpoints,
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "failing" },
+      h("h2", { id: "failing" }, "Webhooks failing"),
+      failing,
+    ),
   );
   const history = [];
   const update = async () => {
@@ -37,14 +47,23 @@ async function showStats(tiles, chart, history) {
   try {
     stats = await get("stats");
   } catch (error) {
-    const text = error instanceof ApiError && error.status === 403 ? `Not available: ${error.message}.` : null;
-    return refresh(tiles, { error: error.message }, () => (text ? h("p", { class: "empty" }, text) : failure(error)));
+    const text =
+      error instanceof ApiError && error.status === 403 ? `Not available: ${error.message}.` : null;
+    return refresh(tiles, { error: error.message }, () =>
+      text ? h("p", { class: "empty" }, text) : failure(error),
+    );
   }
   history.push(stats.deliveries_per_s);
   if (history.length > HISTORY) history.shift();
   refresh(tiles, { ...stats, at: null }, () => statTiles(stats));
   refresh(chart, history, () =>
-    history.length > 1 ? sparkline(history) : h("p", { class: "hint" }, "The chart of deliveries per second fills in as the page updates."),
+    history.length > 1
+      ? sparkline(history)
+      : h(
+          "p",
+          { class: "hint" },
+          "The chart of deliveries per second fills in as the page updates.",
+        ),
   );
 }
 
@@ -62,12 +81,21 @@ function statTiles(stats) {
     "dl",
     { class: "tiles" },
     tile("Deliveries / s", stats.deliveries_per_s.toFixed(2), window),
-    tile("Success ratio", percent(stats.success_ratio), stats.success_ratio === null ? "no attempt in the window" : `of attempts, ${window}`),
+    tile(
+      "Success ratio",
+      percent(stats.success_ratio),
+      stats.success_ratio === null ? "no attempt in the window" : `of attempts, ${window}`,
+    ),
     tile("Lag", String(stats.lag), "events waiting in the consumers"),
     tile("Oldest pending event", age(stats.oldest_pending_s), "not yet acknowledged"),
     tile("Retries waiting", String(stats.retries_pending)),
     tile("In flight", String(stats.inflight), "HTTP attempts now"),
-    tile("Dead letters", String(stats.dead_letters), "stored, replayed ones included", "#/dead-letters"),
+    tile(
+      "Dead letters",
+      String(stats.dead_letters),
+      "stored, replayed ones included",
+      "#/dead-letters",
+    ),
   );
 }
 
@@ -77,7 +105,10 @@ function sparkline(history) {
   const peak = Math.max(0, ...history);
   const top = Math.max(1, peak);
   const step = width / Math.max(1, history.length - 1);
-  const points = history.map((value, i) => `${(i * step).toFixed(1)},${(height - (value / top) * (height - 4) - 2).toFixed(1)}`);
+  const points = history.map(
+    (value, i) =>
+      `${(i * step).toFixed(1)},${(height - (value / top) * (height - 4) - 2).toFixed(1)}`,
+  );
   const latest = history.length ? history[history.length - 1].toFixed(2) : "0";
   const label = `Deliveries per second over the last ${history.length * 2} seconds: now ${latest}, peak ${peak.toFixed(2)}`;
   return h(
@@ -85,7 +116,12 @@ function sparkline(history) {
     { class: "sparkline" },
     svg(
       "svg",
-      { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label, preserveAspectRatio: "none" },
+      {
+        viewBox: `0 0 ${width} ${height}`,
+        role: "img",
+        "aria-label": label,
+        preserveAspectRatio: "none",
+      },
       svg("polyline", { points: points.join(" "), fill: "none", class: "line" }),
     ),
     h("figcaption", {}, label),
@@ -98,7 +134,9 @@ async function showEndpoints(slot) {
     answer = await get("endpoints");
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
-      return refresh(slot, "absent", () => empty("Not available: this bridge does not report endpoint health (GET /endpoints)."));
+      return refresh(slot, "absent", () =>
+        empty("Not available: this bridge does not report endpoint health (GET /endpoints)."),
+      );
     }
     return refresh(slot, { error: error.message }, () => failure(error));
   }
@@ -108,7 +146,13 @@ async function showEndpoints(slot) {
       ? table(
           "Endpoints in trouble",
           ["Endpoint", "State", "Since", "Deliveries held", "Concurrency limit"],
-          trouble.map((e) => [e.endpoint, h("span", { class: "badge badge-error" }, e.state), since(e.since), String(e.held), String(e.concurrency_limit)]),
+          trouble.map((e) => [
+            e.endpoint,
+            h("span", { class: "badge badge-error" }, e.state),
+            since(e.since),
+            String(e.held),
+            String(e.concurrency_limit),
+          ]),
         )
       : empty("Every endpoint is healthy."),
   );
@@ -117,7 +161,11 @@ async function showEndpoints(slot) {
 function since(iso) {
   if (!iso) return "—";
   const date = new Date(iso);
-  return h("time", { datetime: iso }, date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }));
+  return h(
+    "time",
+    { datetime: iso },
+    date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }),
+  );
 }
 
 async function showFailing(slot) {
@@ -128,15 +176,26 @@ async function showFailing(slot) {
     return refresh(slot, { error: error.message }, () => failure(error));
   }
   const failing = answer.webhooks.filter((hook) => hook.status === "error");
-  refresh(slot, failing.map((hook) => [hook.id, hook.message]), () =>
-    failing.length
-      ? h(
-          "ul",
-          { class: "plain" },
-          failing.map((hook) =>
-            h("li", {}, hook.source === "env" ? hook.id : h("a", { href: `#/webhooks/${encodeURIComponent(hook.id)}` }, hook.id), " — ", hook.message),
-          ),
-        )
-      : empty("No webhook's last attempt failed."),
+  refresh(
+    slot,
+    failing.map((hook) => [hook.id, hook.message]),
+    () =>
+      failing.length
+        ? h(
+            "ul",
+            { class: "plain" },
+            failing.map((hook) =>
+              h(
+                "li",
+                {},
+                hook.source === "env"
+                  ? hook.id
+                  : h("a", { href: `#/webhooks/${encodeURIComponent(hook.id)}` }, hook.id),
+                " — ",
+                hook.message,
+              ),
+            ),
+          )
+        : empty("No webhook's last attempt failed."),
   );
 }

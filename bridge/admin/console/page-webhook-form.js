@@ -11,8 +11,12 @@ export async function render({ main, match, caller, go, title }) {
   const [id] = match;
   const editing = id !== undefined;
   title(editing ? `Edit ${id}` : "New webhook");
-  main.append(h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks")), h("h1", {}, editing ? `Edit ${id}` : "New webhook"));
-  if (!caller.can_write) return main.append(h("p", { class: "empty" }, "This token may only read."));
+  main.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks")),
+    h("h1", {}, editing ? `Edit ${id}` : "New webhook"),
+  );
+  if (!caller.can_write)
+    return main.append(h("p", { class: "empty" }, "This token may only read."));
   const slot = h("div", {}, loading());
   main.append(slot);
   let current = null;
@@ -26,21 +30,47 @@ export async function render({ main, match, caller, go, title }) {
   const form = h(
     "form",
     { class: "webhook-form", novalidate: true },
-    editing ? null : field("Id", controls.id, "1 to 64 letters, digits, '.', '-' or '_'; empty: generated"),
+    editing
+      ? null
+      : field("Id", controls.id, "1 to 64 letters, digits, '.', '-' or '_'; empty: generated"),
     field("URL", controls.url, "Where events are POSTed"),
     field("Description", controls.description),
-    field("Scope", controls.scope, "global: every matching event; on demand: only events that name it"),
+    field(
+      "Scope",
+      controls.scope,
+      "global: every matching event; on demand: only events that name it",
+    ),
     field("Events", controls.events, "Comma-separated names or globs such as job.*; empty: all"),
     field("Tenants", controls.tenants, "Comma-separated tenant ids; empty: all"),
-    h("div", { class: "field check" }, controls.active, h("label", { for: "f-active" }, "Active (unticked: paused)")),
+    h(
+      "div",
+      { class: "field check" },
+      controls.active,
+      h("label", { for: "f-active" }, "Active (unticked: paused)"),
+    ),
     field("Rate limit (per second)", controls.rate_limit, "Empty: no limit"),
     field("Timeout", controls.timeout, "e.g. 10s; empty: the bridge's default"),
     field("Retries", controls.max_retry, "Empty: the bridge's default"),
-    field("Transform (JMESPath)", controls.transform, "Applied to the event before signing; empty: none"),
-    editing ? null : field("Secret", controls.secret, "Empty: the bridge generates one and shows it once"),
+    field(
+      "Transform (JMESPath)",
+      controls.transform,
+      "Applied to the event before signing; empty: none",
+    ),
+    editing
+      ? null
+      : field("Secret", controls.secret, "Empty: the bridge generates one and shows it once"),
     editing ? null : field("Headers", controls.headers, "One per line, Name: value"),
     problem,
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, editing ? "Save" : "Create"), h("a", { class: "button", href: editing ? `#/webhooks/${encodeURIComponent(id)}` : "#/webhooks" }, "Cancel")),
+    h(
+      "div",
+      { class: "actions" },
+      h("button", { type: "submit", class: "primary" }, editing ? "Save" : "Create"),
+      h(
+        "a",
+        { class: "button", href: editing ? `#/webhooks/${encodeURIComponent(id)}` : "#/webhooks" },
+        "Cancel",
+      ),
+    ),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -50,7 +80,8 @@ export async function render({ main, match, caller, go, title }) {
 }
 
 function inputs(hook) {
-  const text = (name, value, type = "text") => h("input", { id: `f-${name}`, name, type, value: value ?? "", autocomplete: "off" });
+  const text = (name, value, type = "text") =>
+    h("input", { id: `f-${name}`, name, type, value: value ?? "", autocomplete: "off" });
   const scope = h(
     "select",
     { id: "f-scope", name: "scope" },
@@ -64,7 +95,12 @@ function inputs(hook) {
     scope,
     events: text("events", hook?.events.join(", ")),
     tenants: text("tenants", hook?.tenants.join(", ")),
-    active: h("input", { id: "f-active", name: "active", type: "checkbox", checked: hook ? hook.active : true }),
+    active: h("input", {
+      id: "f-active",
+      name: "active",
+      type: "checkbox",
+      checked: hook ? hook.active : true,
+    }),
     rate_limit: text("rate_limit", hook?.rate_limit, "number"),
     timeout: text("timeout", hook?.timeout),
     max_retry: text("max_retry", hook?.max_retry, "number"),
@@ -74,7 +110,11 @@ function inputs(hook) {
   };
 }
 
-const list = (value) => value.split(",").map((item) => item.trim()).filter(Boolean);
+const list = (value) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 /** The request body, or throws {field, message} for what the browser can tell already. */
 function body(controls, editing) {
@@ -88,7 +128,8 @@ function body(controls, editing) {
   if (!fields.url) throw { field: "url", message: "url: required" };
   if (editing) return fields;
   const id = controls.id.value.trim();
-  if (id && !ID_PATTERN.test(id)) throw { field: "id", message: "id: 1 to 64 letters, digits, '.', '-' or '_'" };
+  if (id && !ID_PATTERN.test(id))
+    throw { field: "id", message: "id: 1 to 64 letters, digits, '.', '-' or '_'" };
   const created = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== null));
   if (id) created.id = id;
   if (controls.secret.value) created.secret = controls.secret.value;
@@ -107,9 +148,16 @@ function number(control, name) {
 
 function headerLines(text) {
   const headers = {};
-  for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
+  for (const line of text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)) {
     const at = line.indexOf(":");
-    if (at < 1) throw { field: "headers", message: `headers: expected Name: value, got ${line.slice(0, 40)}` };
+    if (at < 1)
+      throw {
+        field: "headers",
+        message: `headers: expected Name: value, got ${line.slice(0, 40)}`,
+      };
     headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
   }
   return headers;
@@ -122,7 +170,10 @@ async function submit({ controls, problem, editing, id, etag, go }) {
   try {
     sent = body(controls, editing);
     const answer = editing
-      ? await call("PATCH", `webhooks/${encodeURIComponent(id)}`, { body: sent, headers: { "If-Match": etag } })
+      ? await call("PATCH", `webhooks/${encodeURIComponent(id)}`, {
+          body: sent,
+          headers: { "If-Match": etag },
+        })
       : await call("POST", "webhooks", { body: sent });
     announce(editing ? "Saved" : `Webhook ${answer.data.id} created`);
     if (!editing) await showSecretOnce(answer.data.secret);

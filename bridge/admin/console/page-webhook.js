@@ -1,10 +1,26 @@
 // One webhook: its fields, status, recent attempts and success ratio over time; admins pause,
 // test, rotate the secret, edit and delete it here.
 import { call, get } from "./api.js";
-import { announce, badge, empty, failure, h, modal, percent, plural, refresh, svg, table, when } from "./dom.js";
+import {
+  announce,
+  badge,
+  empty,
+  failure,
+  h,
+  modal,
+  percent,
+  plural,
+  refresh,
+  svg,
+  table,
+  when,
+} from "./dom.js";
 
 const POLL_MS = 3000;
-const SPANS = [["1h", "Last hour"], ["24h", "Last 24 hours"]];
+const SPANS = [
+  ["1h", "Last hour"],
+  ["24h", "Last 24 hours"],
+];
 
 export async function render({ main, match, caller, every, go, title }) {
   const [id] = match;
@@ -14,7 +30,11 @@ export async function render({ main, match, caller, every, go, title }) {
   const actions = h("div", { class: "actions" });
   const outcome = h("div", { role: "status", class: "outcome" });
   const ratio = h("div", {});
-  const within = h("select", { id: "span" }, SPANS.map(([value, label]) => h("option", { value }, label)));
+  const within = h(
+    "select",
+    { id: "span" },
+    SPANS.map(([value, label]) => h("option", { value }, label)),
+  );
   const attempts = h("div", {});
   main.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/webhooks" }, "Webhooks")),
@@ -22,8 +42,19 @@ export async function render({ main, match, caller, every, go, title }) {
     summary,
     caller.can_write ? actions : null,
     outcome,
-    h("section", { "aria-labelledby": "ratio" }, h("h2", { id: "ratio" }, "Success ratio over time"), h("div", { class: "field" }, h("label", { for: "span" }, "Period"), within), ratio),
-    h("section", { "aria-labelledby": "attempts" }, h("h2", { id: "attempts" }, "Recent attempts"), attempts),
+    h(
+      "section",
+      { "aria-labelledby": "ratio" },
+      h("h2", { id: "ratio" }, "Success ratio over time"),
+      h("div", { class: "field" }, h("label", { for: "span" }, "Period"), within),
+      ratio,
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "attempts" },
+      h("h2", { id: "attempts" }, "Recent attempts"),
+      attempts,
+    ),
   );
   let hook = null;
   const load = async () => {
@@ -44,18 +75,26 @@ export async function render({ main, match, caller, every, go, title }) {
       outcome.replaceChildren(failure(error));
     }
   };
-  within.addEventListener("change", () => load().catch((error) => ratio.replaceChildren(failure(error))));
+  within.addEventListener("change", () =>
+    load().catch((error) => ratio.replaceChildren(failure(error))),
+  );
   await load();
   every(load, POLL_MS);
 }
 
 function fields(hook) {
-  const row = (name, value) => [h("dt", {}, name), h("dd", {}, value === null || value === "" ? "—" : value)];
+  const row = (name, value) => [
+    h("dt", {}, name),
+    h("dd", {}, value === null || value === "" ? "—" : value),
+  ];
   const list = (values) => (values.length ? values.join(", ") : "all");
   return h(
     "dl",
     { class: "fields" },
-    row("Status", h("span", {}, badge(hook.status), " ", h("span", { class: "message" }, hook.message))),
+    row(
+      "Status",
+      h("span", {}, badge(hook.status), " ", h("span", { class: "message" }, hook.message)),
+    ),
     row("Active", hook.active ? "yes" : "no (paused)"),
     row("URL", h("span", { class: "url" }, hook.url)),
     row("Description", hook.description),
@@ -70,14 +109,21 @@ function fields(hook) {
     row("Headers", Object.keys(hook.headers).join(", ") || "none"),
     row("Revision", hook.revision === null ? "—" : String(hook.revision)),
     row("Updated", when(hook.updated_at)),
-    hook.previous_secret_until ? row("Previous secret signs until", when(hook.previous_secret_until)) : null,
+    hook.previous_secret_until
+      ? row("Previous secret signs until", when(hook.previous_secret_until))
+      : null,
   );
 }
 
 function buttons(hook, act) {
-  const button = (label, name, kind) => h("button", { type: "button", class: kind || "", onclick: () => act(name) }, label);
+  const button = (label, name, kind) =>
+    h("button", { type: "button", class: kind || "", onclick: () => act(name) }, label);
   const test = button("Send test", "test");
-  if (hook.source !== "api") return [test, h("p", { class: "hint" }, "Configured in YAML: change it in the configuration file.")];
+  if (hook.source !== "api")
+    return [
+      test,
+      h("p", { class: "hint" }, "Configured in YAML: change it in the configuration file."),
+    ];
   return [
     h("a", { class: "button", href: `#/webhooks/${encodeURIComponent(hook.id)}/edit` }, "Edit"),
     button(hook.active ? "Pause" : "Resume", "toggle"),
@@ -91,7 +137,15 @@ const ACTIONS = {
   async toggle({ path, hook, outcome, reload }) {
     const active = !hook.active;
     await call("PATCH", path, { body: { active }, headers: { "If-Match": hook.etag } });
-    outcome.replaceChildren(h("p", {}, active ? "Resumed: deliveries start again." : "Paused: no delivery is attempted until it is resumed."));
+    outcome.replaceChildren(
+      h(
+        "p",
+        {},
+        active
+          ? "Resumed: deliveries start again."
+          : "Paused: no delivery is attempted until it is resumed.",
+      ),
+    );
     await reload();
   },
   async test({ path, outcome, reload }) {
@@ -99,26 +153,45 @@ const ACTIONS = {
     const { data } = await call("POST", `${path}/test`);
     const code = data.status_code === null ? "no answer" : `HTTP ${data.status_code}`;
     outcome.replaceChildren(
-      h("p", { class: `test-result test-${data.status}` }, badge(data.status), ` Test: ${data.message} (${code}, ${data.duration_ms} ms)`),
+      h(
+        "p",
+        { class: `test-result test-${data.status}` },
+        badge(data.status),
+        ` Test: ${data.message} (${code}, ${data.duration_ms} ms)`,
+      ),
     );
     await reload();
   },
   async rotate({ path, hook, outcome, reload }) {
-    const sure = await modal("Rotate the secret?", h("p", {}, "A new secret signs from now on; the current one keeps signing beside it for the grace period."), [
-      ["Rotate", "rotate", "primary"],
-      ["Cancel", "cancel"],
-    ]);
+    const sure = await modal(
+      "Rotate the secret?",
+      h(
+        "p",
+        {},
+        "A new secret signs from now on; the current one keeps signing beside it for the grace period.",
+      ),
+      [
+        ["Rotate", "rotate", "primary"],
+        ["Cancel", "cancel"],
+      ],
+    );
     if (sure !== "rotate") return;
-    const { data } = await call("POST", `${path}/secret/rotate`, { headers: { "If-Match": hook.etag } });
+    const { data } = await call("POST", `${path}/secret/rotate`, {
+      headers: { "If-Match": hook.etag },
+    });
     outcome.replaceChildren(h("p", {}, "Secret rotated."));
     await showSecretOnce(data.secret);
     await reload();
   },
   async remove({ path, hook, go }) {
-    const sure = await modal(`Delete ${hook.id}?`, h("p", {}, "Deliveries to it stop at once. This cannot be undone."), [
-      ["Delete", "delete", "danger"],
-      ["Cancel", "cancel"],
-    ]);
+    const sure = await modal(
+      `Delete ${hook.id}?`,
+      h("p", {}, "Deliveries to it stop at once. This cannot be undone."),
+      [
+        ["Delete", "delete", "danger"],
+        ["Cancel", "cancel"],
+      ],
+    );
     if (sure !== "delete") return;
     await call("DELETE", path, { headers: { "If-Match": hook.etag } });
     announce(`Webhook ${hook.id} deleted`);
@@ -131,10 +204,20 @@ export async function showSecretOnce(secret) {
   if (!secret) return;
   const value = h("input", { id: "new-secret", type: "text", readonly: true, class: "secret" });
   value.value = secret; // a property, not an attribute: never in the page's markup
-  const copy = h("button", { type: "button", onclick: () => navigator.clipboard?.writeText(value.value) }, "Copy");
+  const copy = h(
+    "button",
+    { type: "button", onclick: () => navigator.clipboard?.writeText(value.value) },
+    "Copy",
+  );
   await modal(
     "Copy the secret now",
-    h("div", {}, h("p", {}, "It is shown only this once."), h("label", { for: "new-secret" }, "New secret"), h("div", { class: "inline" }, value, copy)),
+    h(
+      "div",
+      {},
+      h("p", {}, "It is shown only this once."),
+      h("label", { for: "new-secret" }, "New secret"),
+      h("div", { class: "inline" }, value, copy),
+    ),
     [["Done", "done", "primary"]],
   );
   value.value = "";
@@ -145,16 +228,20 @@ function attemptTable(attempts) {
   return table(
     "Recent attempts",
     ["When", "Event", "Job", "Attempt", "Status code", "Duration", "Outcome", "Message"],
-    [...attempts].reverse().map((a) => [
-      when(a.at),
-      a.event,
-      a.job_id ? h("a", { href: `#/deliveries?job_id=${encodeURIComponent(a.job_id)}` }, a.job_id) : "—",
-      String(a.attempt),
-      a.status_code === null || a.status_code === undefined ? "—" : String(a.status_code),
-      `${a.duration_ms} ms`,
-      badge(a.outcome === "success" ? "success" : "error"),
-      h("span", { class: "message" }, a.message),
-    ]),
+    [...attempts]
+      .reverse()
+      .map((a) => [
+        when(a.at),
+        a.event,
+        a.job_id
+          ? h("a", { href: `#/deliveries?job_id=${encodeURIComponent(a.job_id)}` }, a.job_id)
+          : "—",
+        String(a.attempt),
+        a.status_code === null || a.status_code === undefined ? "—" : String(a.status_code),
+        `${a.duration_ms} ms`,
+        badge(a.outcome === "success" ? "success" : "error"),
+        h("span", { class: "message" }, a.message),
+      ]),
   );
 }
 
@@ -171,12 +258,23 @@ function ratioChart(history) {
     { class: "ratio" },
     svg(
       "svg",
-      { viewBox: `0 0 ${buckets.length * bar} 60`, role: "img", "aria-label": label, preserveAspectRatio: "none" },
+      {
+        viewBox: `0 0 ${buckets.length * bar} 60`,
+        role: "img",
+        "aria-label": label,
+        preserveAspectRatio: "none",
+      },
       buckets.map((b, i) => {
         const share = b.attempts ? b.succeeded / b.attempts : 0;
         const height = b.attempts ? Math.max(2, share * 58) : 2;
         const kind = !b.attempts ? "none" : share === 1 ? "good" : "mixed";
-        return svg("rect", { x: i * bar + 0.5, width: bar - 1, y: 60 - height, height, class: kind });
+        return svg("rect", {
+          x: i * bar + 0.5,
+          width: bar - 1,
+          y: 60 - height,
+          height,
+          class: kind,
+        });
       }),
     ),
     h("figcaption", {}, label, ", from ", when(buckets[0].start), " to now."),

@@ -7,7 +7,12 @@ const POLL_MS = 3000;
 
 export async function render({ main, every, caller, params, title }) {
   title("Webhooks");
-  const text = h("input", { id: "filter", type: "search", value: params.get("q") || "", autocomplete: "off" });
+  const text = h("input", {
+    id: "filter",
+    type: "search",
+    value: params.get("q") || "",
+    autocomplete: "off",
+  });
   const status = h(
     "select",
     { id: "status-filter" },
@@ -22,12 +27,21 @@ export async function render({ main, every, caller, params, title }) {
   );
   filters.addEventListener("submit", (event) => event.preventDefault());
   main.append(
-    h("div", { class: "heading" }, h("h1", {}, "Webhooks"), caller.can_write ? h("a", { class: "button primary", href: "#/webhooks/new" }, "New webhook") : null),
+    h(
+      "div",
+      { class: "heading" },
+      h("h1", {}, "Webhooks"),
+      caller.can_write
+        ? h("a", { class: "button primary", href: "#/webhooks/new" }, "New webhook")
+        : null,
+    ),
     filters,
     list,
   );
   let hooks = null;
-  const draw = () => hooks && refresh(list, [hooks, text.value, status.value], () => rows(hooks, text.value, status.value));
+  const draw = () =>
+    hooks &&
+    refresh(list, [hooks, text.value, status.value], () => rows(hooks, text.value, status.value));
   text.addEventListener("input", draw);
   status.addEventListener("change", draw);
   const load = async () => {
@@ -45,12 +59,21 @@ export async function render({ main, every, caller, params, title }) {
 function matches(hook, text, status) {
   if (status !== "any" && hook.status !== status) return false;
   const needle = text.trim().toLowerCase();
-  const haystack = [hook.id, hook.url, hook.description, hook.message, hook.source, ...hook.events, ...hook.tenants];
+  const haystack = [
+    hook.id,
+    hook.url,
+    hook.description,
+    hook.message,
+    hook.source,
+    ...hook.events,
+    ...hook.tenants,
+  ];
   return !needle || haystack.some((value) => String(value).toLowerCase().includes(needle));
 }
 
 function rows(hooks, text, status) {
-  if (!hooks.length) return empty("No webhook yet: none is configured, and none was created through the API.");
+  if (!hooks.length)
+    return empty("No webhook yet: none is configured, and none was created through the API.");
   const shown = hooks.filter((hook) => matches(hook, text, status));
   if (!shown.length) return empty("No webhook matches the filter.");
   return [
@@ -59,7 +82,9 @@ function rows(hooks, text, status) {
       "Webhooks",
       ["Webhook", "Status", "Last attempt", "URL", "Source", "Active"],
       shown.map((hook) => [
-        hook.source === "env" ? hook.id : h("a", { href: `#/webhooks/${encodeURIComponent(hook.id)}` }, hook.id),
+        hook.source === "env"
+          ? hook.id
+          : h("a", { href: `#/webhooks/${encodeURIComponent(hook.id)}` }, hook.id),
         badge(hook.status),
         h("span", { class: "message" }, hook.message),
         h("span", { class: "url" }, hook.url),
