@@ -22,14 +22,29 @@ export async function render({ main, params, caller, go, every, title }) {
     since: params.get("since") || "",
     all: params.get("all") === "true",
   };
+  const replay = h("section", { "aria-labelledby": "replay" });
+  const results = h("div", {}, loading());
+  const heading = h("h1", {}, "Dead letters");
+  main.append(heading, filters(wanted, go), caller.can_write ? replay : null, results);
+  let letters = [];
+  try {
+    const found = await get(
+      "dlq" + query({ ...wanted, all: wanted.all ? "true" : "", limit: 200 }),
+    );
+    letters = found.dead_letters;
+    results.replaceChildren(...list(found));
+  } catch (error) {
+    results.replaceChildren(failure(error));
+  }
+  if (caller.can_write) replayControls(replay, wanted, () => letters, every);
+}
+
+/** The filter form; submitting it opens the page again with the filter in its address. */
+function filters(wanted, go) {
+  const input = (id, value) => h("input", { id, type: "search", value, autocomplete: "off" });
   const controls = {
-    event: h("input", { id: "dl-event", type: "search", value: wanted.event, autocomplete: "off" }),
-    endpoint: h("input", {
-      id: "dl-endpoint",
-      type: "search",
-      value: wanted.endpoint,
-      autocomplete: "off",
-    }),
+    event: input("dl-event", wanted.event),
+    endpoint: input("dl-endpoint", wanted.endpoint),
     since: h(
       "select",
       { id: "dl-since" },
@@ -39,17 +54,14 @@ export async function render({ main, params, caller, go, every, title }) {
     ),
     all: h("input", { id: "dl-all", type: "checkbox", checked: wanted.all }),
   };
+  const labelled = (control, label) =>
+    h("div", { class: "field" }, h("label", { for: control.id }, label), control);
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter dead letters" },
-    h("div", { class: "field" }, h("label", { for: "dl-event" }, "Event"), controls.event),
-    h(
-      "div",
-      { class: "field" },
-      h("label", { for: "dl-endpoint" }, "Endpoint (webhook id, URL or host)"),
-      controls.endpoint,
-    ),
-    h("div", { class: "field" }, h("label", { for: "dl-since" }, "Newer than"), controls.since),
+    labelled(controls.event, "Event"),
+    labelled(controls.endpoint, "Endpoint (webhook id, URL or host)"),
+    labelled(controls.since, "Newer than"),
     h(
       "div",
       { class: "field check" },
@@ -68,20 +80,7 @@ export async function render({ main, params, caller, go, every, title }) {
     };
     go(`#/dead-letters${query(chosen)}`);
   });
-  const replay = h("section", { "aria-labelledby": "replay" });
-  const results = h("div", {}, loading());
-  main.append(h("h1", {}, "Dead letters"), form, caller.can_write ? replay : null, results);
-  let letters = [];
-  try {
-    const found = await get(
-      "dlq" + query({ ...wanted, all: wanted.all ? "true" : "", limit: 200 }),
-    );
-    letters = found.dead_letters;
-    results.replaceChildren(...list(found));
-  } catch (error) {
-    results.replaceChildren(failure(error));
-  }
-  if (caller.can_write) replayControls(replay, wanted, () => letters, every);
+  return form;
 }
 
 function list(found) {
