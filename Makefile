@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo run test tools lint format clean bench docs lock upgrade-check
+.PHONY: demo run test tools lint format clean bench docs lock upgrade-check screenshots
 
 # The lock pins every runtime, test and dev package with hashes (`make lock` moves it);
 # pyproject.toml keeps the ranges that people who `pip install` the package get.
@@ -49,6 +49,11 @@ bench: $(VENV)/.installed
 # (a test fails when stale)
 docs: $(VENV)/.installed
 	$(BIN)/python tools/config_reference.py
+
+# The console's screenshots of docs/console (README): every page at laptop and phone widths,
+# taken by Debian's chromium from a bridge started for the purpose
+screenshots: $(VENV)/.installed
+	PYTHONPATH=tests $(BIN)/python -m harness.console docs/console
 
 # Move the locks on purpose: the newest versions pyproject.toml allows, for every platform.
 # The image's lock takes the same versions as the dev lock (-c), runtime packages only.

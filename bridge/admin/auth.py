@@ -5,7 +5,8 @@ Tokens come from `ADMIN_TOKEN` (principal `admin`), `VIEWER_TOKEN` (`viewer`) an
 presented bearer token with every configured one in constant time, without stopping at a
 match, so the answer's timing tells neither which token matched nor how many there are.
 
-- Public paths (health, readiness, metrics, the OpenAPI document) need no token.
+- Public paths (health, readiness, metrics, the OpenAPI document, the console's static
+  files under `/ui/`) need no token.
 - With no token configured at all, reads are open (principal `anonymous`, a viewer of every
   tenant) and writes answer 403, as before roles existed.
 - Otherwise a missing or unknown token is 401 (`WWW-Authenticate: Bearer`), and a viewer's
@@ -30,7 +31,8 @@ from bridge.config.settings import Settings
 from bridge.config.tokens import Role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/ui"})
+PUBLIC_PREFIX = "/ui/"  # the console's static files (bridge/admin/console_routes.py)
 READ_METHODS = frozenset({"GET", "HEAD"})
 NO_TOKEN_MESSAGE = "ADMIN_TOKEN is not set: mutating admin routes are disabled"
 VIEWER_MESSAGE = "this token may only read (role viewer)"
@@ -101,7 +103,7 @@ def guard(settings: Settings) -> Any:
 
     @web.middleware
     async def authorise(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
+        if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIX):
             return await handler(request)
         who = _identify(keyring, request)
         if who is None:

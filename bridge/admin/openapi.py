@@ -16,14 +16,17 @@ from bridge import __version__
 from bridge.admin.responses import (
     MAX_LIMIT,
     AuditTrail,
+    Caller,
     DeadLetters,
     Deliveries,
     Error,
+    History,
     Readiness,
     ReplayRequest,
     ReplayResult,
     Rotated,
     RotateRequest,
+    Stats,
     Status,
     Tested,
     WebhookDetail,
@@ -34,7 +37,7 @@ from bridge.config.webhooks import ID_PATTERN
 
 _TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
 _TYPES += (ReplayResult, AuditTrail, Readiness, WebhookInput, WebhookDetail, RotateRequest)
-_TYPES += (Rotated, Tested)
+_TYPES += (Rotated, Tested, Caller, Stats, History)
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
 Security = list[dict[str, list[str]]]
@@ -152,6 +155,7 @@ def _paths() -> dict[str, Any]:
             )
         },
         **_webhook_paths(),
+        **_console_paths(),
     }
 
 
@@ -239,6 +243,29 @@ def _webhook_paths() -> dict[str, Any]:
                 **one,
             )
         },
+    }
+
+
+def _console_paths() -> dict[str, Any]:
+    """What the console (SPEC §10) reads beside the routes above."""
+    scoped = {"403": _answer("A tenant-scoped token: the figures cover every tenant", _ref(Error))}
+    return {
+        "/whoami": _get(
+            "Who the bearer token stands for, and whether it may write", Caller, _ADMIN
+        ),
+        "/webhooks/{id}/history": _get(
+            "A webhook's attempts and successes over time, in 60 equal buckets",
+            History,
+            _ADMIN,
+            answers=_refusals("404"),
+            parameters=[_ID, _query("within", "How far back, from 1m to 24h (default 24h)")],
+        ),
+        "/stats": _get(
+            "Overview: this replica's delivery rates, success ratio, backlog, dead letters",
+            Stats,
+            _ADMIN,
+            answers=scoped,
+        ),
     }
 
 

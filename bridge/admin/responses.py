@@ -184,3 +184,49 @@ class AuditTrail(msgspec.Struct, frozen=True):
     """The latest audit records the caller may see, oldest first."""
 
     audit: tuple[AuditRecord, ...]
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who the bearer token stands for (`anonymous` while no token is configured): the console
+    shows write controls only when `can_write`."""
+
+    name: str
+    role: Literal["admin", "viewer"]
+    tenants: tuple[str, ...] | None
+    can_write: bool
+
+
+class Stats(msgspec.Struct, frozen=True):
+    """The console's overview, from the answering replica's own counters: rates over the last
+    `window_s` seconds (`success_ratio` null when no attempt was made in it), the consumers'
+    backlog, and the dead letters stored (every replica's, replayed ones included)."""
+
+    at: str
+    window_s: float
+    deliveries_per_s: float
+    attempts_per_s: float
+    dead_lettered_per_s: float
+    success_ratio: float | None
+    lag: int
+    oldest_pending_s: float
+    retries_pending: int
+    inflight: int
+    dead_letters: int
+
+
+class Bucket(msgspec.Struct, frozen=True):
+    """Attempts that started in [start, start + bucket_s), and how many of them got a 2xx."""
+
+    start: str
+    attempts: int
+    succeeded: int
+
+
+class History(msgspec.Struct, frozen=True):
+    """A webhook's attempts over the last `within_s` seconds in equal buckets, oldest first
+    (attempts to its URL, whichever webhook or job they were for)."""
+
+    id: str
+    within_s: float
+    bucket_s: float
+    buckets: tuple[Bucket, ...]

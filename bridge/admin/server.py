@@ -1,4 +1,4 @@
-"""The HTTP server: health, readiness, metrics, and the admin API of SPEC §6.
+"""The HTTP server: health, readiness, metrics, the admin API of SPEC §6, the console of §10.
 
 Who may call which route, and which tenants' data a caller sees, is bridge/admin/auth.py's:
 its guard runs before every route, and each handler scopes its answer to `principal(request)`.
@@ -13,7 +13,16 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bridge.admin import audit_trail, auth, openapi, queries, scope, webhook_routes
+from bridge.admin import (
+    audit_trail,
+    auth,
+    console_api,
+    console_routes,
+    openapi,
+    queries,
+    scope,
+    webhook_routes,
+)
 from bridge.admin.backend import Backend
 from bridge.admin.responses import MAX_LIMIT, Error, Readiness, ReplayRequest, Status
 from bridge.config.durations import parse_duration_s
@@ -43,6 +52,8 @@ def build_app(backend: Backend, ready: Ready) -> web.Application:
     app.router.add_get("/dlq", _dlq(backend))
     app.router.add_post("/dlq/replay", _replay(backend))
     webhook_routes.add_routes(app, backend)
+    console_api.add_routes(app, backend)
+    console_routes.add_routes(app)
     return app
 
 

@@ -1,4 +1,5 @@
-"""The webhook routes of SPEC §9: create, show, change, delete, rotate the secret, test.
+"""The webhook routes of SPEC §9: create, show, change, delete, rotate the secret, test; and
+for the console (§10), a webhook's attempts over time.
 
 API webhooks live in the KV bucket (`bridge.jetstream.webhook_store`); configured ones are
 shown and tested but answer 409 to any change. A change is a compare-and-set on the
@@ -20,12 +21,12 @@ from typing import Any, Literal
 import msgspec
 from aiohttp import web
 
-from bridge.admin import audit_trail
+from bridge.admin import audit_trail, history
 from bridge.admin.auth import principal
 from bridge.admin.backend import Backend
 from bridge.admin.queries import status_of
-from bridge.admin.responses import Error, Rotated, Tested, WebhookDetail
-from bridge.config.durations import format_duration
+from bridge.admin.responses import Error, History, Rotated, Tested, WebhookDetail
+from bridge.config.durations import format_duration, parse_duration_s
 from bridge.config.secret import REDACTED, Secret, redact_url
 from bridge.config.values import ConfigError, as_secret
 from bridge.config.webhooks import (
@@ -70,6 +71,7 @@ def add_routes(app: web.Application, backend: Backend) -> None:
     app.router.add_delete("/webhooks/{id}", _answering(_delete, backend))
     app.router.add_post("/webhooks/{id}/secret/rotate", _answering(_rotate, backend))
     app.router.add_post("/webhooks/{id}/test", _answering(_test, backend))
+    app.router.add_get("/webhooks/{id}/history", _answering(_history, backend))
 
 
 def _answering(
@@ -181,6 +183,34 @@ async def _test(request: web.Request, backend: Backend) -> web.Response:
     )
     await _audit(request, backend, "test", hook, msgspec.structs.asdict(answer))
     return _json(answer)
+
+
+async def _history(request: web.Request, backend: Backend) -> web.Response:
+    within_s = _within_s(request.query.get("within", ""))
+    hook, _stored = await _visible(request, backend)
+    now_s, stream = time.time(), backend.settings.delivery_log_stream
+    if backend.js is None:
+        raise Refused(503, "not connected to NATS yet")
+    async with nats_errors("cannot read the delivery log"):
+        attempts = [
+            (history.unix_s(entry.at), entry.outcome == "success")
+            async for entry in delivery_log.each_of_url(backend.js, stream, hook.url, within_s)
+        ]
+    found = history.buckets(attempts, now_s, within_s)
+    return _json(History(hook.id, within_s, within_s / history.BUCKETS, found))
+
+
+def _within_s(raw: str) -> float:
+    """`?within=`: a duration up to ATTEMPTS_WITHIN_S (24 h, the default)."""
+    if not raw:
+        return ATTEMPTS_WITHIN_S
+    try:
+        within_s = parse_duration_s(raw)
+    except ValueError as error:
+        raise Refused(400, f"within: {error}") from None
+    if not 60 <= within_s <= ATTEMPTS_WITHIN_S:
+        raise Refused(400, "within: from 1m to 24h")
+    return within_s
 
 
 # --- pieces ---

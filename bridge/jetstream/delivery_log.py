@@ -20,7 +20,7 @@ import collections
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -211,12 +211,20 @@ async def of_url(
 ) -> list[Entry]:
     """The latest `limit` attempts to one URL in the last `within_s`, oldest first (bounded
     by time, so that a busy endpoint's week of records is never read whole)."""
+    found: collections.deque[Entry] = collections.deque(maxlen=limit)
+    async for entry in each_of_url(js, stream, url, within_s):
+        found.append(entry)
+    return list(found)
+
+
+async def each_of_url(
+    js: JetStreamContext, stream: str, url: str, within_s: float
+) -> AsyncIterator[Entry]:
+    """Every attempt to one URL in the last `within_s`, oldest first."""
     since = datetime.fromtimestamp(time.time() - within_s, UTC)
     config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=since)
-    found: collections.deque[Entry] = collections.deque(maxlen=limit)
     async for msg in bus.read_all(js, stream, subject_for(url, None, None), config):
-        found.append(_DECODER.decode(msg.data))
-    return list(found)
+        yield _DECODER.decode(msg.data)
 
 
 async def recent(

@@ -98,6 +98,11 @@ async def read(js: JetStreamContext, stream: str, marks: KeyValue, wanted: Filte
     return found
 
 
+async def stored_count(js: JetStreamContext, stream: str) -> int:
+    """How many dead letters the stream holds, replayed ones included."""
+    return int((await js.stream_info(stream)).state.messages)
+
+
 def _reader_config(wanted: Filter) -> ConsumerConfig:
     if wanted.since_s is None:
         return ConsumerConfig(deliver_policy=DeliverPolicy.ALL)

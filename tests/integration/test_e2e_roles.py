@@ -57,6 +57,7 @@ WRITE = {**READ, "viewer": 403, "scoped_viewer": 403}
 CREATED = {**WRITE, "admin": 201, "scoped_admin": 201}
 CONFIGURED = {**WRITE, "admin": 409, "scoped_admin": 409}  # a YAML webhook cannot change
 MISSING = {**WRITE, "admin": 404, "scoped_admin": 404}
+ALL_TENANTS = {**READ, "scoped_admin": 403, "scoped_viewer": 403}  # figures of every tenant
 ACME_HOOK = {"url": "http://127.0.0.1:9/roles", "tenants": ["acme"]}  # never called
 
 
@@ -86,6 +87,12 @@ ROUTES = [
     Route("POST", "/webhooks/acme-crm/secret/rotate", CONFIGURED),
     Route("POST", "/webhooks/acme-crm/test", WRITE),
     Route("DELETE", "/webhooks/no-such-hook", MISSING),
+    Route("GET", "/webhooks/acme-crm/history?within=1h", READ),
+    Route("GET", "/whoami", READ),
+    Route("GET", "/stats", ALL_TENANTS),
+    Route("GET", "/ui", PUBLIC),  # the console's files: public, its API calls are not
+    Route("GET", "/ui/", PUBLIC),
+    Route("GET", "/ui/app.js", PUBLIC),
 ]
 
 
