@@ -26,6 +26,7 @@ from bridge.observability.metrics import Metrics
 from bridge.observability.throttle import Throttle
 from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
+from bridge.policy.framing import framed
 from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
@@ -155,16 +156,17 @@ class Dispatcher:
     def prepare(self, task: DeliveryTask, now_s: int) -> Request:
         hook = self.webhook(task)
         secrets, extra = self._credentials(hook, time.time())
+        sent = framed(hook.format if hook else "raw", task, self._settings.ce_source)
         headers = {
-            "Content-Type": "application/json",
+            **sent.headers,
             "User-Agent": USER_AGENT,
             "X-Greenlight-Event": task.event,
             "X-Greenlight-Delivery": task.delivery_id,
             **extra,
-            **signature_headers(secrets, task.delivery_id, now_s, task.body),
+            **signature_headers(secrets, task.delivery_id, now_s, sent.body),
         }
         timeout_s = hook.timeout_s if hook else None
-        return Request(task.target.url, task.body, headers, task.target.trusted, timeout_s)
+        return Request(task.target.url, sent.body, headers, task.target.trusted, timeout_s)
 
     def _credentials(
         self, hook: NamedWebhook | None, now_s: float
