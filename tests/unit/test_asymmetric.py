@@ -5,11 +5,14 @@ TestAsymmetricWebhookSign: a 32-byte seed, NewKeyFromSeed) and the parsing rules
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 
 import pytest
 
 from bridge.config.settings import load_settings
 from bridge.config.values import ConfigError, as_secret
+from bridge.config.view import redacted
 from bridge.config.webhooks import parse_webhook
 from bridge.policy import asymmetric
 from bridge.policy.signing import signature_headers, standard_signature, verify_standard
@@ -104,3 +107,16 @@ def test_a_good_key_parses_and_webhook_secret_must_stay_shared() -> None:
         load_settings({"WEBHOOK_SECRET": GO_KEY})
     assert str(caught.value).startswith("WEBHOOK_SECRET: an ed25519 key (whsk_) signs a named")
     assert GO_KEY.removeprefix("whsk_") not in str(caught.value)
+
+
+def test_config_check_shows_the_public_key_never_the_private_one(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        f"webhooks:\n  - id: erp\n    url: https://erp.example/h\n    secret: {GO_KEY}\n"
+        "    format: cloudevents-binary\n",
+        encoding="utf-8",
+    )
+    view = redacted(load_settings({"BRIDGE_CONFIG": str(config)}))
+    [hook] = view["webhooks"]
+    assert (hook["public_keys"], hook["format"]) == ([GO_PUBLIC], "cloudevents-binary")
+    assert GO_KEY.removeprefix("whsk_") not in json.dumps(view)
