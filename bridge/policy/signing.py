@@ -98,14 +98,20 @@ def signature_headers(
     if not secrets:
         raise ValueError("at least one secret is needed to sign a delivery")
     signatures = (standard_signature(s, delivery_id, timestamp_s, body) for s in secrets)
-    shared = next((s for s in secrets if not asymmetric.is_private_key(s)), None)
-    greenlight = {} if shared is None else {GREENLIGHT_HEADER: greenlight_signature(shared, body)}
-    return {
-        **greenlight,
-        WEBHOOK_ID_HEADER: delivery_id,
-        WEBHOOK_TIMESTAMP_HEADER: str(timestamp_s),
-        WEBHOOK_SIGNATURE_HEADER: " ".join(signatures),
-    }
+    headers = {}
+    if (shared := _first_shared(secrets)) is not None:
+        headers[GREENLIGHT_HEADER] = greenlight_signature(shared, body)
+    headers[WEBHOOK_ID_HEADER] = delivery_id
+    headers[WEBHOOK_TIMESTAMP_HEADER] = str(timestamp_s)
+    headers[WEBHOOK_SIGNATURE_HEADER] = " ".join(signatures)
+    return headers
+
+
+def _first_shared(secrets: Sequence[str]) -> str | None:
+    for secret in secrets:  # a loop, not next(generator): this runs for every attempt
+        if not secret.startswith(asymmetric.PRIVATE_PREFIX):
+            return secret
+    return None
 
 
 def verify_greenlight(secret: str, body: bytes, header: str) -> bool:
