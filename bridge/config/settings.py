@@ -140,7 +140,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """longest back-off; also caps `Retry-After`"""
     secret: Annotated[Secret, Env("WEBHOOK_SECRET", DEFAULT_SECRET, _secret)]
     """HMAC secret of both signatures (a warning is logged while it is the default);
-    `whsec_<base64>` accepted"""
+    `whsec_<base64>` accepted, an ed25519 `whsk_` key only on named webhooks"""
     ce_source: Annotated[str, Env("WEBHOOK_CE_SOURCE", "/webhook-bridge", _ce_source)]
     """`source` of the CloudEvents sent to webhooks with `format: cloudevents` or
     `cloudevents-binary` (a URI-reference)"""
