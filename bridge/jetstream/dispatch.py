@@ -26,7 +26,7 @@ from bridge.observability.metrics import Metrics
 from bridge.observability.throttle import Throttle
 from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
-from bridge.policy.framing import framed
+from bridge.policy.framing import NO_HEADERS, framed
 from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
@@ -156,17 +156,20 @@ class Dispatcher:
     def prepare(self, task: DeliveryTask, now_s: int) -> Request:
         hook = self.webhook(task)
         secrets, extra = self._credentials(hook, time.time())
-        sent = framed(hook.format if hook else "raw", task, self._settings.ce_source)
+        body, framing = task.body, NO_HEADERS  # raw: no call on the hot path
+        if hook is not None and hook.format != "raw":
+            body, framing = framed(hook.format, task, self._settings.ce_source)
         headers = {
-            **sent.headers,
+            "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Greenlight-Event": task.event,
             "X-Greenlight-Delivery": task.delivery_id,
+            **framing,
             **extra,
-            **signature_headers(secrets, task.delivery_id, now_s, sent.body),
+            **signature_headers(secrets, task.delivery_id, now_s, body),
         }
         timeout_s = hook.timeout_s if hook else None
-        return Request(task.target.url, sent.body, headers, task.target.trusted, timeout_s)
+        return Request(task.target.url, body, headers, task.target.trusted, timeout_s)
 
     def _credentials(
         self, hook: NamedWebhook | None, now_s: float

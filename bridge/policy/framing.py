@@ -23,26 +23,22 @@ STRUCTURED = "application/cloudevents+json"
 SPECVERSION = "1.0"
 # printable ASCII but space, '"' and '%' stays as it is in a ce-* header (HTTP binding §3.1.3.2)
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
-_RAW_HEADERS = {"Content-Type": JSON}
+NO_HEADERS: Mapping[str, str] = {}  # a dict, not a MappingProxyType: spread per attempt
 
 
-class Framed(msgspec.Struct, frozen=True):
-    """The bytes to send and sign, and the headers that say how to read them."""
-
-    body: bytes
-    headers: Mapping[str, str]
-
-
-def framed(body_format: Format, task: DeliveryTask, source: str) -> Framed:
-    """The delivery of `task` in `body_format`; `raw` costs nothing but the call."""
+def framed(body_format: Format, task: DeliveryTask, source: str) -> tuple[bytes, Mapping[str, str]]:
+    """The bytes to send and sign, and the headers that say how to read them (beside
+    `Content-Type: application/json`, which they may replace). For `raw` the caller may skip
+    the call: the body as it is, no headers."""
     if body_format == "raw":
-        return Framed(task.body, _RAW_HEADERS)
+        return task.body, NO_HEADERS
     attributes = _attributes(task, source)
     if body_format == "cloudevents":
         document = {**attributes, "datacontenttype": JSON, "data": msgspec.Raw(task.body)}
-        return Framed(msgspec.json.encode(document), {"Content-Type": STRUCTURED})
-    headers = {f"ce-{name}": quote(value, safe=_HEADER_SAFE) for name, value in attributes.items()}
-    return Framed(task.body, {"Content-Type": JSON, **headers})
+        return msgspec.json.encode(document), {"Content-Type": STRUCTURED}
+    return task.body, {
+        f"ce-{name}": quote(value, safe=_HEADER_SAFE) for name, value in attributes.items()
+    }
 
 
 def _attributes(task: DeliveryTask, source: str) -> dict[str, str]:
