@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from bridge.config.webhooks import Format
 from bridge.jetstream.delivery_log import Entry
 from bridge.policy.audit import AuditRecord
 from bridge.policy.dead_letter import DeadLetter
@@ -52,7 +53,8 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
 
 class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):
     """One named webhook as the API shows it: no secret, except `secret` once, when the bridge
-    generated it (create, rotate). Header values are redacted."""
+    generated it (create, rotate). Header values are redacted. `public_key`: `whpk_...`, what
+    receivers verify `v1a,` signatures with, when the current secret is an ed25519 key."""
 
     id: str
     source: Literal["config", "api"]
@@ -67,10 +69,12 @@ class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: float | None
     timeout: str | None
     max_retry: int | None
+    format: Format
     revision: int | None
     created_at: str | None
     updated_at: str | None
     previous_secret_until: str | None
+    public_key: str | None
     status: WebhookStatus
     message: str
     attempts: tuple[Entry, ...]
@@ -95,6 +99,7 @@ class WebhookInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rate_limit: float | None = None
     timeout: str | float | None = None
     max_retry: int | None = None
+    format: Format | None = None
 
 
 class RotateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -104,12 +109,14 @@ class RotateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Rotated(msgspec.Struct, frozen=True):
-    """A rotation: the new secret (shown once when generated) and until when the old one signs."""
+    """A rotation: the new secret (shown once when generated; never an ed25519 private key,
+    which stays in the bridge) or its `public_key`, and until when the old one signs."""
 
     id: str
     revision: int
     previous_secret_until: str
     secret: str | msgspec.UnsetType = msgspec.UNSET
+    public_key: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Tested(msgspec.Struct, frozen=True):

@@ -40,6 +40,7 @@ from bridge.delivery.attempt import url_refusal
 from bridge.jetstream import delivery_log
 from bridge.jetstream.bus import Conflict, nats_errors
 from bridge.jetstream.webhook_store import Stored, WebhookStore
+from bridge.policy import asymmetric
 from bridge.policy.audit import Action
 from bridge.policy.merge_patch import merge_patch
 from bridge.policy.routing import named_target
@@ -157,9 +158,10 @@ async def _delete(request: web.Request, backend: Backend) -> web.Response:
 
 async def _rotate(request: web.Request, backend: Backend) -> web.Response:
     body = await _object(request, allowed=frozenset({"secret"}))
-    new = _secret(body["secret"]) if "secret" in body else Secret(new_secret())
+    given = _secret(body["secret"]) if "secret" in body else None
     for _ in range(CHANGE_TRIES):
         hook, stored = await _changeable(request, backend)
+        new = given if given is not None else Secret(new_secret(like=hook.secrets[0]))
         rotated = _rotated(hook, new, time.time() + backend.settings.secret_rotation_grace_s)
         try:
             updated, _written = await _store(backend).update(rotated, stored.created_at)
@@ -167,7 +169,7 @@ async def _rotate(request: web.Request, backend: Backend) -> web.Response:
             _stale_unless_retrying(request)
             continue
         await _audit(request, backend, "rotate", updated, {"secret": REDACTED})
-        return _json(_rotation(updated, None if "secret" in body else new.reveal()))
+        return _json(_rotation(updated, None if given is not None else new.reveal()))
     raise Refused(409, KEPT_CHANGING)
 
 
@@ -228,8 +230,11 @@ async def _audit(
 _API: dict[str, Any] = {"source": "api", "allowed": API_KEYS}
 
 
-def new_secret() -> str:
-    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+def new_secret(like: Secret | None = None) -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes, or a new ed25519 key
+    `whsk_` when the secret it replaces (`like`) is one: a rotation keeps the key type."""
+    if like is not None and asymmetric.is_private_key(like.reveal()):
+        return asymmetric.new_private_key()
     return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
@@ -311,6 +316,7 @@ def editable(hook: NamedWebhook) -> dict[str, Any]:
         "events": list(hook.events),
         "tenants": list(hook.tenants),
         "headers": {name: value.reveal() for name, value in hook.headers},
+        "format": hook.format,
         **{key: value for key, value in optional.items() if value is not None},
     }
 
@@ -342,9 +348,17 @@ def _rotated(hook: NamedWebhook, new: Secret, until_s: float) -> NamedWebhook:
 
 def _rotation(hook: NamedWebhook, generated: str | None) -> Rotated:
     until = timestamp(hook.retiring[0].until_s)
+    if (key := public_key(hook)) is not None:
+        return Rotated(hook.id, hook.revision, until, public_key=key)
     if generated is None:
         return Rotated(hook.id, hook.revision, until)
     return Rotated(hook.id, hook.revision, until, secret=generated)
+
+
+def public_key(hook: NamedWebhook) -> str | None:
+    """`whpk_...` when the webhook's current secret is an ed25519 key: what receivers need."""
+    current = hook.secrets[0].reveal() if hook.secrets else ""
+    return asymmetric.public_key(current) if asymmetric.is_private_key(current) else None
 
 
 def _etag(revision: int) -> str:
@@ -387,10 +401,12 @@ async def _detail(
         rate_limit=hook.rate_limit,
         timeout=format_duration(hook.timeout_s) if hook.timeout_s else None,
         max_retry=hook.max_retry,
+        format=hook.format,
         revision=revision,
         created_at=stored.created_at if stored else None,
         updated_at=stored.updated_at if stored else None,
         previous_secret_until=timestamp(max(retiring)) if retiring else None,
+        public_key=public_key(hook),
         status=status,
         message=message,
         attempts=tuple(attempts),

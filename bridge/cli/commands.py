@@ -26,6 +26,7 @@ from bridge.jetstream.bus import Connection
 from bridge.jetstream.dlq import Filter, Replay, Stored
 from bridge.jetstream.embedded import EmbeddedNats, embedded_port
 from bridge.jetstream.webhook_store import current_router
+from bridge.policy import asymmetric
 from bridge.policy.pacing import Pacer
 from bridge.policy.routing import host_of
 from bridge.policy.signing import verify_greenlight, verify_standard
@@ -56,15 +57,27 @@ def config_check(settings: Settings) -> int:
 
 
 def verify(secret: str, signature: str, msg_id: str | None, timestamp_s: int | None) -> int:
+    """A Greenlight (`sha256=`) or Standard Webhooks (`v1,` with a shared secret, `v1a,` with
+    a `whpk_` public key) signature of the body on stdin; a malformed key exits 2."""
     body = sys.stdin.buffer.read()
+    ed25519 = asymmetric.is_ed25519(secret)
+    if signature.startswith("sha256=") and ed25519:
+        raise ConfigError("--secret: an ed25519 key checks v1a signatures, not sha256= ones")
     if signature.startswith("sha256="):
         valid = verify_greenlight(secret, body, signature)
     elif msg_id is None or timestamp_s is None:
         raise ConfigError("--id and --timestamp are needed for a webhook-signature value")
     else:
-        valid = verify_standard(secret, msg_id, timestamp_s, body, signature)
+        valid = _verify_standard(secret, msg_id, timestamp_s, body, signature)
     print("signature is valid" if valid else "signature does NOT match", file=sys.stderr)
     return 0 if valid else 1
+
+
+def _verify_standard(secret: str, msg_id: str, timestamp_s: int, body: bytes, sig: str) -> bool:
+    try:
+        return verify_standard(secret, msg_id, timestamp_s, body, sig)
+    except ValueError as error:  # the key's message never repeats the key
+        raise ConfigError(f"--secret: {error}") from None
 
 
 @asynccontextmanager

@@ -227,7 +227,9 @@ def _add_deliveries(sub: Any) -> None:
 
 def _add_verify(sub: Any) -> None:
     verify = _command(sub, "verify", "verify a signature of a body read from stdin", usage.VERIFY)
-    verify.add_argument("--secret", required=True, help="the webhook secret")
+    verify.add_argument(
+        "--secret", required=True, help="the webhook secret, or its public key (whpk_...)"
+    )
     verify.add_argument(
         "--signature", required=True, help="X-Greenlight-Signature or webhook-signature value"
     )

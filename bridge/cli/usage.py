@@ -69,6 +69,8 @@ examples:
   webhook-bridge verify --secret "$WEBHOOK_SECRET" --signature 'sha256=5d41…' < body.json
   webhook-bridge verify --secret "$WEBHOOK_SECRET" --signature 'v1,K3x…' \\
     --id dlv_0123 --timestamp 1768386612 < body.json
+  webhook-bridge verify --secret whpk_… --signature 'v1a,hnO3…' \\
+    --id dlv_0123 --timestamp 1768386612 < body.json
 
 Exit code 0 when the signature matches the body, 1 when it does not."""
 
@@ -127,9 +129,12 @@ examples:
   pass show erp-webhook | webhook-bridge webhooks add --id erp --url https://... --secret-stdin
 
 Without --secret or --secret-stdin the bridge generates one (whsec_...) and it is printed
-once, now: save it. --secret puts the secret in your shell history and in `ps`: prefer
---secret-stdin. Without --scope a webhook is on_demand: it gets only the events whose
-`webhook` names its id; --scope global sends it every matching event.
+once, now: save it. --ed25519 makes an ed25519 key here instead: deliveries carry v1a
+signatures that receivers verify with the public key shown (public_key, whpk_...).
+--secret puts the secret in your shell history and in `ps`: prefer --secret-stdin.
+Without --scope a webhook is on_demand: it gets only the events whose `webhook` names its
+id; --scope global sends it every matching event. --format cloudevents (or
+cloudevents-binary) delivers each event as a CloudEvent.
 
 {API}"""
 
@@ -165,8 +170,12 @@ and prints the outcome: `success: status code: 200 (41 ms)`. Exit code 1 when it
 ROTATE = f"""\
 examples:
   NEW=$(webhook-bridge webhooks rotate-secret erp)
+  PUBLIC_KEY=$(webhook-bridge webhooks rotate-secret erp --ed25519)   # HMAC -> ed25519
 
 Prints the new secret alone on stdout, once. The previous secret keeps signing beside it
 for WEBHOOK_SECRET_ROTATION_GRACE (24h by default), so receivers can switch without a gap.
+A webhook that signs with an ed25519 key (v1a) gets a new ed25519 key, and --ed25519 moves
+an HMAC webhook to one: then the new public key (whpk_...) is printed instead; the private
+key never leaves the bridge.
 
 {API}"""

@@ -13,7 +13,7 @@ import getpass
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from bridge.cli import terminal, usage
 from bridge.cli.api_client import (
@@ -26,6 +26,8 @@ from bridge.cli.api_client import (
 )
 from bridge.config.durations import parse_duration_s
 from bridge.config.values import ConfigError
+from bridge.config.webhooks import Format
+from bridge.policy import asymmetric
 
 Command = Callable[[Any, str, str, str], argparse.ArgumentParser]
 Action = Callable[[AdminApi, argparse.Namespace, TextIO], int]
@@ -36,14 +38,17 @@ SHOWN = (
     *("id", "source", "url", "description", "scope", "events", "tenants", "active"),
     *("headers", "transform", "rate_limit", "timeout", "max_retry", "revision"),
     *("status", "message"),
+    *("format", "public_key"),
 )
 NOT_SHOWN = {"attempts", "last", "secret", "default"}
 FIELDS = (
     *("url", "description", "scope", "events", "tenants"),
     *("transform", "rate_limit", "timeout", "max_retry"),
+    "format",
 )
 CLEARABLE = ("description", "transform", "rate_limit", "timeout", "max_retry")
 SECRET_NOTE = "Save the secret now: it will not be shown again."
+PUBLIC_KEY_NOTE = "A new ed25519 key signs: give receivers this public key."
 
 
 # --- the parser ---------------------------------------------------------------------------
@@ -63,7 +68,8 @@ def register(sub: Any, command: Command) -> None:
     remove = _common(command(actions, "remove", "remove a webhook", usage.WEBHOOKS_REMOVE), 1)
     remove.add_argument("-y", "--yes", action="store_true", help="remove without asking")
     _common(command(actions, "test", "send a webhook.test event", usage.WEBHOOKS_TEST), 1)
-    _common(command(actions, "rotate-secret", "give a webhook a new secret", usage.ROTATE), 1)
+    rotate = command(actions, "rotate-secret", "give a webhook a new secret", usage.ROTATE)
+    _common(rotate, 1).add_argument("--ed25519", action="store_true", help=_ED25519)
 
 
 def _common(action: argparse.ArgumentParser, ids: int = 0) -> argparse.ArgumentParser:
@@ -105,12 +111,14 @@ def _fields(action: argparse.ArgumentParser, adding: bool) -> argparse.ArgumentP
     action.add_argument(
         "--max-retry", type=_retries, metavar="N", help="retries before dead-lettering"
     )
+    action.add_argument("--format", choices=get_args(Format), help="body format (default raw)")
     return action
 
 
 _EVENT = "only these events (repeatable; globs like job.*); none: every event"
 _TENANT = "only these tenants (repeatable); none: every tenant"
 _HEADER = "'Name: value' added to each request (repeatable)"
+_ED25519 = "sign with a new ed25519 key made here (v1a); receivers get its public key"
 
 
 def _secret_options(action: argparse.ArgumentParser) -> None:
@@ -121,6 +129,7 @@ def _secret_options(action: argparse.ArgumentParser) -> None:
     secret.add_argument(
         "--secret-stdin", action="store_true", help="read the secret from stdin (one line)"
     )
+    secret.add_argument("--ed25519", action="store_true", help=_ED25519)
 
 
 def _update_options(action: argparse.ArgumentParser) -> None:
@@ -237,6 +246,8 @@ def _cleared(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
+    if args.ed25519:
+        return asymmetric.new_private_key()
     if not args.secret_stdin:
         given: str | None = args.secret
         return given
@@ -399,12 +410,16 @@ def _test(api: AdminApi, args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def _rotate(api: AdminApi, args: argparse.Namespace, stdin: TextIO) -> int:
-    answer = api.call("POST", webhook_path(args.id, "secret", "rotate"))
+    body = {"secret": asymmetric.new_private_key()} if args.ed25519 else None
+    answer = api.call("POST", webhook_path(args.id, "secret", "rotate"), body)
+    rotated = _object(answer)
+    public_key = rotated.get("public_key")
     if args.json:
         _print_json(answer)
-    else:
-        print(cell(_object(answer).get("secret")))  # alone on stdout: `$(... rotate-secret ID)`
-    print(f"{SECRET_NOTE} The previous one keeps signing beside it for a grace", file=sys.stderr)
+    else:  # alone on stdout: `$(... rotate-secret ID)`
+        print(cell(public_key or rotated.get("secret")))
+    note = PUBLIC_KEY_NOTE if public_key else SECRET_NOTE
+    print(f"{note} The previous one keeps signing beside it for a grace", file=sys.stderr)
     print("period (WEBHOOK_SECRET_ROTATION_GRACE, 24h by default).", file=sys.stderr)
     return 0
 

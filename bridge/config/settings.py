@@ -40,7 +40,7 @@ from bridge.config.values import (
     as_positive_duration as _positive_duration,
 )
 from bridge.config.values import (
-    as_secret as _secret,
+    as_shared_secret as _secret,
 )
 from bridge.config.values import (
     as_text as _text,
@@ -141,7 +141,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """longest back-off; also caps `Retry-After`"""
     secret: Annotated[Secret, Env("WEBHOOK_SECRET", DEFAULT_SECRET, _secret)]
     """HMAC secret of both signatures (a warning is logged while it is the default);
-    `whsec_<base64>` accepted"""
+    `whsec_<base64>` accepted, an ed25519 `whsk_` key only on named webhooks"""
+    ce_source: Annotated[str, Env("WEBHOOK_CE_SOURCE", "/webhook-bridge", _ce_source)]
+    """`source` of the CloudEvents sent to webhooks with `format: cloudevents` or
+    `cloudevents-binary` (a URI-reference)"""
     concurrency: Annotated[int, Env("WEBHOOK_CONCURRENCY", 256, _int_at_least(1, 100_000))]
     """attempts in flight per process"""
     endpoint_concurrency: Annotated[
@@ -301,6 +304,13 @@ def _subjects(value: Any) -> tuple[str, ...]:
     if not subjects or any(" " in s for s in subjects):
         raise ValueError("expected comma-separated NATS subjects")
     return subjects
+
+
+def _ce_source(value: Any) -> str:
+    source = _text(value)
+    if not source or len(source) > 2048 or any(c.isspace() or not c.isprintable() for c in source):
+        raise ValueError("expected a URI-reference: 1 to 2048 characters, no spaces")
+    return source
 
 
 def _port(value: Any) -> int:

@@ -9,8 +9,8 @@ from typing import Any
 
 from bridge.config.durations import parse_duration_s
 from bridge.config.secret import Secret
-from bridge.policy import urls
-from bridge.policy.signing import standard_key
+from bridge.policy import asymmetric, urls
+from bridge.policy.signing import check_secret
 
 
 class ConfigError(Exception):
@@ -31,14 +31,21 @@ def as_optional(value: Any) -> str | None:
 
 
 def as_secret(value: Any) -> Secret:
+    """A webhook's signing secret: shared (any text, `whsec_<base64>`) or an ed25519 `whsk_`
+    key; the error never repeats it."""
     text = as_text(value)
     if not text:
         raise ValueError("must not be empty")
-    try:
-        standard_key(text)
-    except ValueError:
-        raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+    check_secret(text)
     return Secret(text)
+
+
+def as_shared_secret(value: Any) -> Secret:
+    """A secret both ends hold (WEBHOOK_SECRET): it signs X-Greenlight-Signature too."""
+    secret = as_secret(value)
+    if asymmetric.is_private_key(secret.reveal()):
+        raise ValueError("an ed25519 key (whsk_) signs a named webhook; this must be shared")
+    return secret
 
 
 def as_optional_secret(value: Any) -> Secret | None:

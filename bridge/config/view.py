@@ -13,6 +13,7 @@ from bridge.config.secret import REDACTED, Secret, redact_url
 from bridge.config.settings import Settings
 from bridge.config.tokens import ApiToken
 from bridge.config.webhooks import NamedWebhook
+from bridge.policy import asymmetric
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
@@ -34,6 +35,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
 
 def _webhook(hook: NamedWebhook) -> dict[str, Any]:
+    keys = [secret.reveal() for secret in hook.secrets]
     return {
         "id": hook.id,
         "url": redact_url(hook.url),
@@ -48,6 +50,8 @@ def _webhook(hook: NamedWebhook) -> dict[str, Any]:
         "rate_limit": hook.rate_limit,
         "timeout": format_duration(hook.timeout_s) if hook.timeout_s else None,
         "max_retry": hook.max_retry,
+        "format": hook.format,
+        "public_keys": [asymmetric.public_key(k) for k in keys if asymmetric.is_private_key(k)],
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import msgspec
@@ -30,12 +30,14 @@ from bridge.config.values import (
 from bridge.policy import transform
 
 Scope = Literal["global", "on_demand"]
+Format = Literal["raw", "cloudevents", "cloudevents-binary"]  # bridge.policy.framing
 Source = Literal["config", "api"]
 # Set by the bridge, or would change how the request is framed or routed.
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "user-agent", "host", "transfer-encoding"}
     | {"connection", "keep-alive", "te", "trailer", "upgrade", "expect", "content-encoding"}
     | {"proxy-authorization", "proxy-connection", "traceparent", "tracestate"}
+    | {f"ce-{name}" for name in ("specversion", "id", "source", "type", "time", "subject")}
 )
 MAX_URL_CHARS = 2048
 MAX_DESCRIPTION_CHARS = 1024
@@ -67,6 +69,7 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: float | None = None
     timeout_s: float | None = None
     max_retry: int | None = None
+    format: Format = "raw"
 
 
 class NamedWebhook(WebhookOptions, frozen=True, kw_only=True):
@@ -170,6 +173,7 @@ PARSERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "rate_limit": ("rate_limit", _rate),
     "timeout": ("timeout_s", as_positive_duration),
     "max_retry": ("max_retry", int_between(0, 100)),
+    "format": ("format", one_of(*get_args(Format))),
 }
 API_KEYS = frozenset(PARSERS) | {"secret"}
 YAML_KEYS = API_KEYS | {"secrets"}

@@ -27,6 +27,7 @@ from bridge.observability.throttle import Throttle
 from bridge.observability.tracing import Spans
 from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
+from bridge.policy.framing import NO_HEADERS, framed
 from bridge.policy.routing import Router, Standing, host_of, standing
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
@@ -173,20 +174,24 @@ class Dispatcher:
         span when there is one (`bridge.policy.trace_context.attempt_headers` otherwise)."""
         hook = self.webhook(task)
         secrets, extra = self._credentials(hook, time.time())
+        body, framing = task.body, NO_HEADERS  # raw: no call on the hot path
+        if hook is not None and hook.format != "raw":
+            body, framing = framed(hook.format, task, self._settings.ce_source)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Greenlight-Event": task.event,
             "X-Greenlight-Delivery": task.delivery_id,
+            **framing,
             **extra,
-            **signature_headers(secrets, task.delivery_id, now_s, task.body),
+            **signature_headers(secrets, task.delivery_id, now_s, body),
         }
         parent, state = attempt_headers(task.trace)
         headers[TRACEPARENT] = traceparent or parent
         if state is not None:
             headers[TRACESTATE] = state
         timeout_s = hook.timeout_s if hook else None
-        return Request(task.target.url, task.body, headers, task.target.trusted, timeout_s)
+        return Request(task.target.url, body, headers, task.target.trusted, timeout_s)
 
     def _credentials(
         self, hook: NamedWebhook | None, now_s: float

@@ -60,18 +60,20 @@ async def run_cli(
     env: Mapping[str, str],
     timeout_s: float = CLI_TIMEOUT_S,
     program: Path = BRIDGE_BIN,
+    stdin: bytes | None = None,
 ) -> CliResult:
-    """Run `webhook-bridge <args>` to completion (killed and failed after `timeout_s`)."""
+    """Run `webhook-bridge <args>` to completion (killed and failed after `timeout_s`), with
+    `stdin` as its standard input (none when None)."""
     proc = await asyncio.create_subprocess_exec(
         str(program),
         *args,
         env=process_env(env),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout_s)
     except TimeoutError:
         proc.kill()
         await proc.wait()
