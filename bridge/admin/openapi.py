@@ -18,6 +18,7 @@ from bridge.admin.responses import (
     AuditTrail,
     DeadLetters,
     Deliveries,
+    Endpoints,
     Error,
     Readiness,
     ReplayRequest,
@@ -34,7 +35,7 @@ from bridge.config.webhooks import ID_PATTERN
 
 _TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
 _TYPES += (ReplayResult, AuditTrail, Readiness, WebhookInput, WebhookDetail, RotateRequest)
-_TYPES += (Rotated, Tested)
+_TYPES += (Rotated, Tested, Endpoints)
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
 Security = list[dict[str, list[str]]]
@@ -136,6 +137,9 @@ def _paths() -> dict[str, Any]:
             parameters=[_query("job_id", "Job id"), _query("event_id", "Event id"), _LIMIT],
         ),
         "/dlq": _get("Dead letters", DeadLetters, _ADMIN, parameters=[*_FILTERS, _LIMIT]),
+        "/endpoints": _get(
+            "Endpoints (origins) down, probing, recovering or holding deliveries", Endpoints, _ADMIN
+        ),
         "/audit": _get(
             "Audit trail: the latest changes, tests and replays the caller may see",
             AuditTrail,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import msgspec
 
 from bridge.jetstream.delivery_log import Entry
+from bridge.jetstream.endpoint_health import EndpointStatus
 from bridge.policy.audit import AuditRecord
 from bridge.policy.dead_letter import DeadLetter
 
@@ -184,3 +185,10 @@ class AuditTrail(msgspec.Struct, frozen=True):
     """The latest audit records the caller may see, oldest first."""
 
     audit: tuple[AuditRecord, ...]
+
+
+class Endpoints(msgspec.Struct, frozen=True):
+    """`GET /endpoints`: the endpoints (origins) this replica knows of that are not healthy,
+    recovering under an adaptive limit, or holding deliveries (SPEC §11)."""
+
+    endpoints: tuple[EndpointStatus, ...]

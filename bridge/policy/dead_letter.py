@@ -25,6 +25,8 @@ Reason = Literal[
     "too_many_webhooks",
     "handler_error",
     "transform_error",
+    "endpoint_down",
+    "aborted_by_receiver",
 ]
 
 

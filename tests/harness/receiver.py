@@ -32,13 +32,15 @@ LISTEN_BACKLOG = 1024
 
 @dataclass(frozen=True)
 class Received:
-    """One recorded request; `at` is its arrival time on `time.monotonic()`."""
+    """One recorded request; `at` is its arrival time on `time.monotonic()`, `in_flight` the
+    requests open at the receiver then, this one included."""
 
     method: str
     path: str
     headers: CIMultiDictProxy[str]
     body: bytes
     at: float
+    in_flight: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -133,7 +135,8 @@ class Receiver:
         arrived_at = time.monotonic()
         body = await request.read()
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
-        self.requests.append(Received(request.method, request.path, headers, body, arrived_at))
+        received = Received(request.method, request.path, headers, body, arrived_at, self.in_flight)
+        self.requests.append(received)
         policy = self._policies.setdefault(request.path, ReplyPolicy())
         if policy.hang:
             await self._release.wait()
