@@ -24,6 +24,7 @@ from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, lag
 from bridge.jetstream.bus import Connection, JetStream
 from bridge.jetstream.consumers import ConsumerLoop
+from bridge.jetstream.disabled_webhooks import DisabledWebhooks
 from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.endpoint_health import EndpointHealth
 from bridge.jetstream.handlers import EventHandler, TaskHandler, event_size_limit
@@ -31,6 +32,7 @@ from bridge.jetstream.holding import Holding
 from bridge.jetstream.job_webhooks import JobWebhooks
 from bridge.jetstream.ops_events import OpsEvents
 from bridge.jetstream.rate_limits import RateLimits
+from bridge.jetstream.receiver_signals import ReceiverSignals
 from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
@@ -55,6 +57,8 @@ class Bridge:
         self._jobs: JobWebhooks | None = None
         self.store: WebhookStore | None = None
         self.health: EndpointHealth | None = None
+        self._ops: OpsEvents | None = None
+        self._disabled: DisabledWebhooks | None = None
         self.http_port = 0
         self._count_webhooks()
 
@@ -155,11 +159,13 @@ class Bridge:
             settings, self.router, sender, nc, metrics=self.metrics, limiter=limiter, health=health
         )
         holding = Holding(health, dispatcher, settings.hold_max_s)
+        jobs = await self._job_webhooks(nc)
+        dispatcher.signals = await self._signals(js, jobs, health)
         rates = RateLimits(await js.key_value(settings.rates_bucket))
         on_event = EventHandler(
             settings,
             router=self.router,
-            jobs=await self._job_webhooks(nc),
+            jobs=jobs,
             dispatcher=dispatcher,
             limiter=limiter,
             rates=rates,
@@ -174,11 +180,30 @@ class Bridge:
 
     async def _endpoint_health(self, js: JetStream, limiter: EndpointLimiter) -> EndpointHealth:
         settings = self.settings
-        ops = OpsEvents(js, self.router, settings.ops_webhooks, bus.tasks_subject(settings))
+        self._ops = OpsEvents(js, self.router, settings.ops_webhooks, bus.tasks_subject(settings))
         kv = await js.key_value(settings.endpoints_bucket)  # created by ensure_topology
-        health = EndpointHealth(kv, settings, limiter=limiter, ops=ops)
+        health = EndpointHealth(kv, settings, limiter=limiter, ops=self._ops)
         self.metrics.watch_endpoints(health.statuses)
         return health
+
+    async def _signals(
+        self, js: JetStream, jobs: JobWebhooks, health: EndpointHealth
+    ) -> ReceiverSignals | None:
+        if self.store is None or self._ops is None:
+            return None
+        kv = await js.key_value(self.settings.disabled_bucket)  # created by ensure_topology
+        self._disabled = DisabledWebhooks(kv, self.router)
+        return ReceiverSignals(
+            js,
+            router=self.router,
+            store=self.store,
+            jobs=jobs,
+            metrics=self.metrics,
+            ops=self._ops,
+            disable_config=self._disabled.disable,
+            health=health,
+            disable_after_s=self.settings.disable_after_s,
+        )
 
     async def _job_webhooks(self, nc: Connection) -> JobWebhooks:
         settings = self.settings
@@ -201,6 +226,8 @@ class Bridge:
             if self.health is not None:  # nor before the endpoints that are down
                 group.create_task(self.health.follow(stopping))
                 await _first_of(self.health.loaded.wait(), stopping.wait())
+            if self._disabled is not None:
+                group.create_task(self._disabled.follow(stopping))
             for loop in loops:
                 group.create_task(loop.run(stopping, ack_wait_s))
             group.create_task(lag.watch(js, self.settings, self.metrics, stopping))

@@ -44,6 +44,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     last: Entry | None
     active: bool
+    disabled_reason: str | None = None
     revision: int | None
     scope: Literal["global", "on_demand"]
     events: tuple[str, ...]
@@ -63,6 +64,7 @@ class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):
     events: tuple[str, ...]
     tenants: tuple[str, ...]
     active: bool
+    disabled_reason: str | None
     headers: dict[str, str]
     transform: str | None
     rate_limit: float | None

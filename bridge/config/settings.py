@@ -226,6 +226,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.nats_durable}-rates"
 
     @property
+    def disabled_bucket(self) -> str:
+        """KV bucket of the YAML webhooks disabled at run time (SPEC §11)."""
+        return f"{self.nats_durable}-disabled"
+
+    @property
     def endpoints_bucket(self) -> str:
         """KV bucket of the endpoints that are not healthy, shared by the replicas."""
         return f"{self.nats_durable}-endpoints"

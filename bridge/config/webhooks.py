@@ -67,6 +67,7 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit: float | None = None
     timeout_s: float | None = None
     max_retry: int | None = None
+    disabled_reason: str | None = None  # set when the bridge disabled it (SPEC §11)
 
 
 class NamedWebhook(WebhookOptions, frozen=True, kw_only=True):

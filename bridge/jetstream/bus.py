@@ -19,7 +19,8 @@ subjects a newer version added):
 - the audit trail (`GREENLIGHT_WEBHOOKS_AUDIT`, `greenlight.webhooks.audit.>`, `AUDIT_MAX_AGE`);
 - operational events (`GREENLIGHT_WEBHOOKS_OPS`, `greenlight.webhooks.ops.>`);
 - KV buckets `<durable>-jobs` (per-job webhooks, TTL), `<durable>-replays` (replay marks) and
-  `<durable>-endpoints` (breakers of endpoints that are not healthy, TTL).
+  `<durable>-endpoints` (breakers of endpoints that are not healthy, TTL), `<durable>-disabled`
+  (YAML webhooks disabled at run time).
 """
 
 from __future__ import annotations
@@ -437,6 +438,7 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await ensure_bucket(js, settings.webhooks_bucket, 0, replicas)
         await ensure_bucket(js, settings.rates_bucket, RATE_KEY_TTL_S, replicas)
         await ensure_bucket(js, settings.endpoints_bucket, ENDPOINT_KEY_TTL_S, replicas)
+        await ensure_bucket(js, settings.disabled_bucket, 0, replicas)
 
 
 async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float, replicas: int) -> KeyValue:

@@ -22,12 +22,14 @@ from bridge.jetstream import bus, dlq
 from bridge.jetstream.deferrals import BATCH_MAX_BYTES, Deferrals
 from bridge.jetstream.delivery_log import DeliveryLog, Result, entry_for
 from bridge.jetstream.endpoint_health import EndpointHealth
+from bridge.jetstream.receiver_signals import ReceiverSignals
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.observability.throttle import Throttle
 from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
 from bridge.policy.routing import Router, Standing, host_of, standing
+from bridge.policy.signals import ABORT
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
 
@@ -73,6 +75,8 @@ def next_step(
         return GiveUp("blocked_url")
     if result.status_code == 410:
         return GiveUp("gone")
+    if result.signal == ABORT:
+        return GiveUp("aborted_by_receiver")
     charged = task.charged_attempts + 1
     if charged > (settings.max_retry if max_retry is None else max_retry):
         return GiveUp("max_retries_exceeded")
@@ -99,6 +103,7 @@ class Dispatcher:
     ) -> None:
         js = nc.jetstream()
         self.health = health
+        self.signals: ReceiverSignals | None = None  # set once its collaborators exist
         self._settings = settings
         self._router = router
         self._sender = sender
@@ -211,6 +216,8 @@ class Dispatcher:
             await self.dead_letter(_with_attempt(task, result), step.reason)
         else:
             self.metrics.delivered(task.target.endpoint, task.published_at_s)
+        if self.signals is not None:
+            await self.signals.act(task, result)
 
     def _held(self, task: DeliveryTask, result: AttemptResult, step: Step) -> Step:
         """The step, or Held when it would spend a retry on an endpoint that is down."""
