@@ -44,7 +44,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     last: Entry | None
     active: bool
-    disabled_reason: str | None = None
+    disabled_reason: str | None
     revision: int | None
     scope: Literal["global", "on_demand"]
     events: tuple[str, ...]

@@ -133,6 +133,7 @@ async def test_openapi_document_lists_every_route(guarded: TestClient[object, ob
         "/webhooks/{id}/secret/rotate",
         "/webhooks/{id}/test",
         "/audit",
+        "/endpoints",
     }
     assert set(document["paths"]) == served
 
