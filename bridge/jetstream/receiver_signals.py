@@ -121,6 +121,7 @@ class ReceiverSignals:
             done = await self._disable_config(hook, reason)
         if not done:
             return None
+        self._metrics.webhooks_disabled.labels(reason=reason).inc()
         await self._ops.emit(
             "webhook.disabled", endpoint=origin_of(hook.url), webhook=hook.id, reason=reason
         )

@@ -15,12 +15,13 @@ from bridge.policy.audit import CONFIG_ACTIONS
 from bridge.policy.breaker import STATES
 from bridge.policy.dead_letter import Reason
 from bridge.policy.events import InvalidReason
+from bridge.policy.signals import DISABLED_REASONS, Signal
 
 PREFIX = "webhook_bridge_"
 MAX_ENDPOINT_LABELS = 200
 MAX_EVENT_LABELS = 200
 OTHER_LABEL = "other"
-SIGNALS = ("gone", "abort", "disable", "failing")
+
 WEBHOOK_SOURCES = ("config", "api", "env")
 EVENT_TO_DELIVERY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -148,6 +149,9 @@ class Metrics:
             "failing too long (failing)",
             "signal",
         )
+        self.webhooks_disabled = self._counter(
+            "webhooks_disabled", "Webhooks the bridge disabled, by disabled_reason", "reason"
+        )
         self._zeroes()
         self._gauge("build_info", "Version of the running bridge", "version").labels(
             version=__version__
@@ -215,5 +219,7 @@ class Metrics:
             self.events_invalid.labels(reason=invalid)
         for action in CONFIG_ACTIONS:
             self.config_changes.labels(action=action)
-        for signal in SIGNALS:
+        for signal in get_args(Signal):
             self.receiver_signals.labels(signal=signal)
+        for reason in DISABLED_REASONS.values():
+            self.webhooks_disabled.labels(reason=reason)

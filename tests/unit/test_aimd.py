@@ -36,6 +36,6 @@ def test_limit_follows_results(start: int, script: str, limits: list[int]) -> No
 def test_grows_to_the_ceiling_and_stops_there() -> None:
     aimd = Aimd(4)
     limits = run(aimd, "s" * 20)
-    assert limits[0] == 2 and max(limits) == 4 and limits[-1] == 4
+    assert (limits[0], max(limits), limits[-1]) == (2, 4, 4)
     assert aimd.full
     assert sorted(limits) == limits  # never a jump down without trouble
