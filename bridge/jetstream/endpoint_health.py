@@ -47,6 +47,7 @@ PROBE_LEASE_MARGIN_S = 5.0
 WATCH_POLL_S = 1.0
 WATCH_RETRY_S = 2.0
 SETTLE_S = 2.0
+MAX_TRACKED = 10_000  # origins with a failure count, or an adaptive limit, kept in memory
 
 
 class EndpointStatus(msgspec.Struct, frozen=True):
@@ -57,6 +58,15 @@ class EndpointStatus(msgspec.Struct, frozen=True):
     concurrency_limit: int
     held: int
     since: str | None
+
+
+def _bound(tracked: dict[str, Any]) -> str | None:
+    """Per-job hosts come and go: past MAX_TRACKED, the oldest entry goes (its key returned)."""
+    if len(tracked) <= MAX_TRACKED:
+        return None
+    oldest = next(iter(tracked))
+    del tracked[oldest]
+    return oldest
 
 
 def endpoint_key(origin: str) -> str:
@@ -158,10 +168,14 @@ class EndpointHealth:
             self._succeeded(origin, task, result.duration_s)
 
     def _failed(self, origin: str, task: DeliveryTask) -> None:
-        aimd = self._adaptive.get(origin) or Aimd(self._ceiling, self._ceiling)
-        aimd.failed()
-        self._adapt(origin, aimd)
+        aimd = self._adaptive.get(origin)
+        if aimd is None and self._limiter.origin_in_use(task.target.url):
+            aimd = Aimd(self._ceiling, self._ceiling)  # failing under load: adapt from here
+        if aimd is not None:
+            aimd.failed()
+            self._adapt(origin, aimd)
         count = self._failures[origin] = self._failures.get(origin, 0) + 1
+        _bound(self._failures)
         entry = self._breakers.get(origin)
         if entry is None:
             if count >= self._threshold:
@@ -185,6 +199,8 @@ class EndpointHealth:
         else:
             self._adaptive[origin] = aimd
             self._limiter.cap_origin(origin, aimd.limit)
+            if (dropped := _bound(self._adaptive)) is not None:
+                self._limiter.cap_origin(dropped, None)
 
     def _restart_low(self, origin: str) -> None:
         """A recovered endpoint starts at one attempt in flight."""

@@ -335,10 +335,10 @@ class TaskHandler:
             record = dead_letter.from_task(task, "unknown_webhook")
             await self._dispatcher.publish_dead_letter(record)
             return ACK
-        if task.target.webhook_id is not None and not await self._pacing.may_start(task):
-            return ACK  # stored again, to run at its booked slot
         if self._holding is not None and (held := await self._holding.single(task)) is not None:
             return held  # its endpoint is down
+        if task.target.webhook_id is not None and not await self._pacing.may_start(task):
+            return ACK  # stored again, to run at its booked slot
         limiter, url = self._limiter, task.target.url
         limiter.redeem(url)
         if not await limiter.acquire(url, max_waiting=self._queue(url)):
