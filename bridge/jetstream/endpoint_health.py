@@ -168,10 +168,7 @@ class EndpointHealth:
             self._succeeded(origin, task, result.duration_s)
 
     def _failed(self, origin: str, task: DeliveryTask) -> None:
-        aimd = self._adaptive.get(origin)
-        if aimd is None and self._limiter.origin_in_use(task.target.url):
-            aimd = Aimd(self._ceiling, self._ceiling)  # failing under load: adapt from here
-        if aimd is not None:
+        if self._adaptive and (aimd := self._adaptive.get(origin)) is not None:
             aimd.failed()
             self._adapt(origin, aimd)
         count = self._failures[origin] = self._failures.get(origin, 0) + 1
