@@ -217,6 +217,11 @@ class EndpointHealth:
             stored = await self._write(breaker.endpoint, breaker, 0)
         except Conflict:
             return  # another replica opened it first: the watch brings its record
+        except BusError as error:  # held here meanwhile; the next probe stores it
+            log.warning(
+                "endpoint down, not shared yet", endpoint=breaker.endpoint, error=str(error)
+            )
+            return
         self._learn(breaker, stored)
         log.warning("endpoint down", endpoint=breaker.endpoint, webhook=webhook, reason=reason)
         await self._ops.emit(

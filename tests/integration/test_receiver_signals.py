@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness.bridge import BridgeProcess, Bridges
+from harness.bridge import TEST_SECRET, BridgeProcess, Bridges
 from harness.metrics import metric_total
 from harness.publish import has_dead_letters, job_event, publish_events_async, read_dead_letters
 from harness.receiver import Receiver
+from harness.signatures import greenlight_signature_valid
 from nats.js import JetStreamContext
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
@@ -92,11 +93,13 @@ async def test_abort_message_dead_letters_that_delivery(
 async def test_disable_header_disables_a_yaml_webhook_once(
     js: JetStreamContext, receiver: Receiver, bridges: Bridges, tmp_path: Path
 ) -> None:
-    """A YAML webhook cannot be rewritten: it is disabled at run time, in the router."""
+    """A YAML webhook cannot be rewritten: it is disabled at run time, in the router. The
+    operational event also goes, signed, to the OPS_WEBHOOKS."""
     receiver.reply("/off", 200, headers={"webhook-delivery": "disable"})
     config = tmp_path / "bridge.yaml"
-    config.write_text(f"webhooks:\n  - id: erp\n    url: {receiver.url('/off')}\n")
-    env = ENV | {"BRIDGE_CONFIG": str(config), "DEFAULT_WEBHOOKS": "erp"}
+    hooks = [{"id": "erp", "url": receiver.url("/off")}, {"id": "ops", "url": receiver.url("/ops")}]
+    config.write_text(json.dumps({"webhooks": hooks}))  # JSON is YAML
+    env = ENV | {"BRIDGE_CONFIG": str(config), "DEFAULT_WEBHOOKS": "erp", "OPS_WEBHOOKS": "ops"}
     bridge = await bridges.start(env)
     await publish_jobs(js, "off", BURST)
     await bridges.wait_for(lambda: audited(bridge, "disable"), 20, "not audited")
@@ -107,6 +110,11 @@ async def test_disable_header_disables_a_yaml_webhook_once(
     assert len(await audited(bridge, "disable")) == 1
     assert await ops_kinds(js) == ["webhook.disabled"]
     assert await signals(bridge, "disable") == 1
+    await bridges.wait_for(lambda: receiver.count("/ops") == 1, 10, "no ops event delivered")
+    [ops] = receiver.received("/ops")
+    assert ops.json()["kind"] == ops.headers["X-Greenlight-Event"] == "webhook.disabled"
+    assert (ops.json()["webhook"], ops.json()["reason"]) == ("erp", "receiver")
+    assert greenlight_signature_valid(TEST_SECRET, ops.body, ops.headers["X-Greenlight-Signature"])
     before = receiver.count("/off")
     await publish_jobs(js, "after", 3)
     await bridges.stays_true(lambda: receiver.count("/off") == before, 1.5, "still delivered")
@@ -130,3 +138,19 @@ async def test_410_forgets_a_per_job_url_for_its_job(
     await bridges.stays_true(lambda: receiver.count("/job") == 1, 1.5, "the URL was recalled")
     assert len(await audited(bridge, "forget")) == 1
     assert await signals(bridge, "gone") == 1
+
+
+async def test_a_webhook_failing_for_disable_after_is_disabled(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges
+) -> None:
+    receiver.reply("/failing", 503)
+    env = ENV | {"WEBHOOK_DISABLE_AFTER": "2s", "WEBHOOK_PROBE_INTERVAL": "500ms"}
+    bridge = await bridges.start(env)
+    body = {"id": "crm", "url": receiver.url("/failing"), "scope": "global"}
+    assert (await bridge.call("POST", "/webhooks", body, AUTH)).status == 201
+    await publish_jobs(js, "failing", BURST * 2)
+    await bridges.wait_for(lambda: audited(bridge, "disable"), 20, "never disabled")
+    detail = (await bridge.call("GET", "/webhooks/crm", None, AUTH)).json()
+    assert (detail["active"], detail["disabled_reason"]) == (False, "failing")
+    assert len(await audited(bridge, "disable")) == 1
+    assert await signals(bridge, "failing") == 1
