@@ -98,6 +98,7 @@ class EndpointHealth:
         self._rand = rand
         self._breakers: dict[str, tuple[Breaker, int]] = {}  # origin → (breaker, revision)
         self._failures: dict[str, int] = {}
+        self._up_s: dict[str, float] = {}  # origin → a success that broke a run of failures
         self._adaptive: dict[str, Aimd] = {}
         self._claiming: set[str] = set()
         self._closed_at: dict[str, int] = {}  # origin → revision it was closed at, until echoed
@@ -175,14 +176,21 @@ class EndpointHealth:
         _bound(self._failures)
         entry = self._breakers.get(origin)
         if entry is None:
-            if count >= self._threshold:
+            if count >= self._threshold and not self._recently_up(origin):
                 self._open(origin, task, count)
         elif entry[0].prober == task.delivery_id:
             self._probe_failed(origin, *entry)
 
+    def _recently_up(self, origin: str) -> bool:
+        """Another URL of the origin succeeded amid these failures, within a probe interval:
+        the host is up and one of its paths fails; holding every path would stall the rest."""
+        up_s = self._up_s.get(origin)
+        return up_s is not None and self._clock() - up_s < self._interval_s
+
     def _succeeded(self, origin: str, task: DeliveryTask, duration_s: float) -> None:
-        if self._failures:
-            self._failures.pop(origin, None)
+        if self._failures and self._failures.pop(origin, None) is not None:
+            self._up_s[origin] = self._clock()
+            _bound(self._up_s)
         if self._adaptive and (aimd := self._adaptive.get(origin)) is not None:
             aimd.succeeded(duration_s)
             self._adapt(origin, aimd)
