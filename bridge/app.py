@@ -24,10 +24,15 @@ from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, lag
 from bridge.jetstream.bus import Connection, JetStream
 from bridge.jetstream.consumers import ConsumerLoop
+from bridge.jetstream.disabled_webhooks import DisabledWebhooks
 from bridge.jetstream.dispatch import Dispatcher
+from bridge.jetstream.endpoint_health import EndpointHealth
 from bridge.jetstream.handlers import EventHandler, TaskHandler, event_size_limit
+from bridge.jetstream.holding import Holding
 from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.jetstream.ops_events import OpsEvents
 from bridge.jetstream.rate_limits import RateLimits
+from bridge.jetstream.receiver_signals import ReceiverSignals
 from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
@@ -53,12 +58,16 @@ class Bridge:
         self._dispatcher: Dispatcher | None = None
         self._jobs: JobWebhooks | None = None
         self.store: WebhookStore | None = None
+        self.health: EndpointHealth | None = None
+        self._ops: OpsEvents | None = None
+        self._disabled: DisabledWebhooks | None = None
         self.http_port = 0
         self.spans = start_spans(settings.otel_endpoint)  # None: no span, no cost
         self._count_webhooks()
 
     def ready(self) -> bool:
         loaded = self.store is not None and self.store.state != "loading"
+        loaded = loaded and self.health is not None and self.health.loaded.is_set()
         return self._connected and self._bound and loaded
 
     def _count_webhooks(self) -> None:
@@ -154,6 +163,7 @@ class Bridge:
             max_total_waiting=settings.concurrency,
             origin_limit=settings.origin_limit,
         )
+        health = self.health = self.backend.health = await self._endpoint_health(js, limiter)
         dispatcher = self._dispatcher = self.backend.dispatcher = Dispatcher(
             settings,
             self.router,
@@ -162,21 +172,55 @@ class Bridge:
             metrics=self.metrics,
             limiter=limiter,
             spans=self.spans,
+            health=health,
         )
+        holding = Holding(health, dispatcher, settings.hold_max_s)
+        jobs = await self._job_webhooks(nc)
+        dispatcher.signals = await self._signals(js, jobs, health)
         rates = RateLimits(await js.key_value(settings.rates_bucket))
         on_event = EventHandler(
             settings,
             router=self.router,
-            jobs=await self._job_webhooks(nc),
+            jobs=jobs,
             dispatcher=dispatcher,
             limiter=limiter,
             rates=rates,
             metrics=self.metrics,
             max_event_bytes=max_event_bytes,
             spans=self.spans,
+            holding=holding,
         )
-        on_task = TaskHandler(settings, dispatcher=dispatcher, limiter=limiter, rates=rates)
+        on_task = TaskHandler(
+            settings, dispatcher=dispatcher, limiter=limiter, rates=rates, holding=holding
+        )
         return await _consumer_loops(js, settings, on_event, on_task)
+
+    async def _endpoint_health(self, js: JetStream, limiter: EndpointLimiter) -> EndpointHealth:
+        settings = self.settings
+        self._ops = OpsEvents(js, self.router, settings.ops_webhooks, bus.tasks_subject(settings))
+        kv = await js.key_value(settings.endpoints_bucket)  # created by ensure_topology
+        health = EndpointHealth(kv, settings, limiter=limiter, ops=self._ops)
+        self.metrics.watch_endpoints(health.statuses)
+        return health
+
+    async def _signals(
+        self, js: JetStream, jobs: JobWebhooks, health: EndpointHealth
+    ) -> ReceiverSignals | None:
+        if self.store is None or self._ops is None:
+            return None
+        kv = await js.key_value(self.settings.disabled_bucket)  # created by ensure_topology
+        self._disabled = DisabledWebhooks(kv, self.router)
+        return ReceiverSignals(
+            js,
+            router=self.router,
+            store=self.store,
+            jobs=jobs,
+            metrics=self.metrics,
+            ops=self._ops,
+            disable_config=self._disabled.disable,
+            health=health,
+            disable_after_s=self.settings.disable_after_s,
+        )
 
     async def _job_webhooks(self, nc: Connection) -> JobWebhooks:
         settings = self.settings
@@ -196,6 +240,11 @@ class Bridge:
             if self.store is not None:  # no event before the API's webhooks are known
                 group.create_task(self.store.follow(stopping))
                 await _first_of(self.store.loaded.wait(), stopping.wait())
+            if self.health is not None:  # nor before the endpoints that are down
+                group.create_task(self.health.follow(stopping))
+                await _first_of(self.health.loaded.wait(), stopping.wait())
+            if self._disabled is not None:
+                group.create_task(self._disabled.follow(stopping))
             for loop in loops:
                 group.create_task(loop.run(stopping, ack_wait_s))
             group.create_task(lag.watch(js, self.settings, self.metrics, stopping))
@@ -207,6 +256,8 @@ class Bridge:
         await asyncio.gather(*(loop.drain(self.settings.shutdown_timeout_s) for loop in loops))
         if self._dispatcher is not None:
             await self._dispatcher.flush(LOG_FLUSH_S)
+        if self.health is not None:
+            await self.health.settle()
         await sender.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(nc.drain(), NATS_CLOSE_S)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bridge.config.settings import Settings
 from bridge.jetstream.bus import JetStream
 from bridge.jetstream.dispatch import Dispatcher
+from bridge.jetstream.endpoint_health import EndpointHealth
 from bridge.jetstream.webhook_store import WebhookStore
 from bridge.observability.metrics import Metrics
 from bridge.policy.routing import Router
@@ -21,3 +22,4 @@ class Backend:
         self.js: JetStream | None = None
         self.store: WebhookStore | None = None  # set once connected, like `js`
         self.dispatcher: Dispatcher | None = None
+        self.health: EndpointHealth | None = None

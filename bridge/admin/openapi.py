@@ -19,6 +19,7 @@ from bridge.admin.responses import (
     Caller,
     DeadLetters,
     Deliveries,
+    Endpoints,
     Error,
     History,
     Readiness,
@@ -37,7 +38,7 @@ from bridge.config.webhooks import ID_PATTERN
 
 _TYPES: tuple[type, ...] = (Status, Error, Webhooks, Deliveries, DeadLetters, ReplayRequest)
 _TYPES += (ReplayResult, AuditTrail, Readiness, WebhookInput, WebhookDetail, RotateRequest)
-_TYPES += (Rotated, Tested, Caller, Stats, History)
+_TYPES += (Rotated, Tested, Caller, Stats, History, Endpoints)
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _STRING = {"type": "string"}
 Security = list[dict[str, list[str]]]
@@ -139,6 +140,9 @@ def _paths() -> dict[str, Any]:
             parameters=[_query("job_id", "Job id"), _query("event_id", "Event id"), _LIMIT],
         ),
         "/dlq": _get("Dead letters", DeadLetters, _ADMIN, parameters=[*_FILTERS, _LIMIT]),
+        "/endpoints": _get(
+            "Endpoints (origins) down, probing, recovering or holding deliveries", Endpoints, _ADMIN
+        ),
         "/audit": _get(
             "Audit trail: the latest changes, tests and replays the caller may see",
             AuditTrail,

@@ -85,6 +85,7 @@ def _webhook(url: str, how: _Configured, entry: Entry | None) -> Webhook:
         message=message,
         last=entry,
         active=hook.active,
+        disabled_reason=hook.disabled_reason,
         revision=hook.revision if how.source == "api" else None,
         scope=hook.scope,
         events=hook.events,

@@ -13,6 +13,7 @@ import msgspec
 
 from bridge.config.webhooks import Format
 from bridge.jetstream.delivery_log import Entry
+from bridge.jetstream.endpoint_health import EndpointStatus
 from bridge.policy.audit import AuditRecord
 from bridge.policy.dead_letter import DeadLetter
 
@@ -44,6 +45,7 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     last: Entry | None
     active: bool
+    disabled_reason: str | None
     revision: int | None
     scope: Literal["global", "on_demand"]
     events: tuple[str, ...]
@@ -64,6 +66,7 @@ class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):
     events: tuple[str, ...]
     tenants: tuple[str, ...]
     active: bool
+    disabled_reason: str | None
     headers: dict[str, str]
     transform: str | None
     rate_limit: float | None
@@ -237,3 +240,8 @@ class History(msgspec.Struct, frozen=True):
     within_s: float
     bucket_s: float
     buckets: tuple[Bucket, ...]
+class Endpoints(msgspec.Struct, frozen=True):
+    """`GET /endpoints`: the endpoints (origins) this replica knows of that are not healthy,
+    recovering under an adaptive limit, or holding deliveries (SPEC §11)."""
+
+    endpoints: tuple[EndpointStatus, ...]

@@ -24,7 +24,14 @@ from bridge.admin import (
     webhook_routes,
 )
 from bridge.admin.backend import Backend
-from bridge.admin.responses import MAX_LIMIT, Error, Readiness, ReplayRequest, Status
+from bridge.admin.responses import (
+    MAX_LIMIT,
+    Endpoints,
+    Error,
+    Readiness,
+    ReplayRequest,
+    Status,
+)
 from bridge.config.durations import parse_duration_s
 from bridge.jetstream.bus import BusError, JetStream, nats_errors
 from bridge.jetstream.dlq import Filter
@@ -50,6 +57,7 @@ def build_app(backend: Backend, ready: Ready) -> web.Application:
     app.router.add_get("/webhooks", _webhooks(backend))
     app.router.add_get("/deliveries", _deliveries(backend))
     app.router.add_get("/dlq", _dlq(backend))
+    app.router.add_get("/endpoints", _endpoints(backend))
     app.router.add_post("/dlq/replay", _replay(backend))
     webhook_routes.add_routes(app, backend)
     console_api.add_routes(app, backend)
@@ -165,6 +173,16 @@ def _replay(backend: Backend) -> Handler:
             return _json(done)
 
     return replay
+
+
+def _endpoints(backend: Backend) -> Handler:
+    async def endpoints(request: web.Request) -> web.Response:
+        if backend.health is None:
+            raise BusError("not connected to NATS yet")
+        answer = Endpoints(tuple(backend.health.statuses()))
+        return _json(scope.endpoints(answer, auth.principal(request), backend.router))
+
+    return endpoints
 
 
 def _audit(backend: Backend) -> Handler:

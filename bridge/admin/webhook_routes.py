@@ -396,6 +396,7 @@ async def _detail(
         events=hook.events,
         tenants=hook.tenants,
         active=hook.active,
+        disabled_reason=hook.disabled_reason,
         headers={name: REDACTED for name, _value in hook.headers},
         transform=hook.transform,
         rate_limit=hook.rate_limit,

@@ -28,6 +28,9 @@ from bridge.config.values import (
     as_bool as _bool,
 )
 from bridge.config.values import (
+    as_duration as _duration,
+)
+from bridge.config.values import (
     as_list as _list,
 )
 from bridge.config.values import (
@@ -156,6 +159,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ]
     """attempts in flight per origin (scheme, host, port) per process, shared by all its URLs;
     `0` = four times `WEBHOOK_ENDPOINT_CONCURRENCY`"""
+    breaker_failures: Annotated[int, Env("WEBHOOK_BREAKER_FAILURES", 5, _int_at_least(1, 1000))]
+    """consecutive failures (connection error, timeout, 5xx, 429) that open an endpoint's
+    breaker: its deliveries are held, and one probe at a time checks it"""
+    probe_interval_s: Annotated[float, Env("WEBHOOK_PROBE_INTERVAL", "5s", _positive_duration)]
+    """first wait between probes of an open endpoint; it doubles after each failed probe, up
+    to a minute (or this, if longer)"""
+    hold_max_s: Annotated[float, Env("WEBHOOK_HOLD_MAX", "24h", _positive_duration)]
+    """how long a delivery may wait for its endpoint to come back before it is dead-lettered
+    with reason `endpoint_down`"""
+    disable_after_s: Annotated[float, Env("WEBHOOK_DISABLE_AFTER", "5d", _duration)]
+    """a named webhook whose endpoint has had only failures this long is disabled; `0` =
+    never"""
+    ops_webhooks: Annotated[tuple[str, ...], Env("OPS_WEBHOOKS", "", _list)]
+    """named webhook ids (YAML or API) that also receive the operational events
+    (`endpoint.down`, `endpoint.recovered`, `webhook.disabled`), signed like any delivery"""
     allow_private_urls: Annotated[bool, Env("WEBHOOK_ALLOW_PRIVATE_URLS", False, _bool)]
     """let per-job URLs reach loopback, private, link-local or metadata addresses"""
     allowed_cidrs: Annotated[tuple[str, ...], Env("WEBHOOK_ALLOWED_CIDRS", "", _cidrs)]
@@ -217,6 +235,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def rates_bucket(self) -> str:
         """KV bucket of the webhooks' next free delivery slots (`rate_limit`)."""
         return f"{self.nats_durable}-rates"
+
+    @property
+    def disabled_bucket(self) -> str:
+        """KV bucket of the YAML webhooks disabled at run time (SPEC §11)."""
+        return f"{self.nats_durable}-disabled"
+
+    @property
+    def endpoints_bucket(self) -> str:
+        """KV bucket of the endpoints that are not healthy, shared by the replicas."""
+        return f"{self.nats_durable}-endpoints"
 
     @property
     def replays_bucket(self) -> str:

@@ -70,6 +70,7 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: float | None = None
     max_retry: int | None = None
     format: Format = "raw"
+    disabled_reason: str | None = None  # set when the bridge disabled it (SPEC §11)
 
 
 class NamedWebhook(WebhookOptions, frozen=True, kw_only=True):

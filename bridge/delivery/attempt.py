@@ -45,6 +45,7 @@ class AttemptResult(msgspec.Struct, frozen=True):
     message: str
     duration_s: float
     retry_after: str | None = None
+    signal: str | None = None  # the receiver's `webhook-delivery` header, lower case
 
     @property
     def ok(self) -> bool:
@@ -98,10 +99,11 @@ class Sender:
         duration_s = time.monotonic() - started
         status = head.status
         if 200 <= status < 300:
-            return AttemptResult("success", status, f"status code: {status}", duration_s)
+            message = f"status code: {status}"
+            return AttemptResult("success", status, message, duration_s, signal=head.signal)
         message = f"unexpected status code: {status}"
         retry_after = head.retry_after if status in _RETRY_AFTER_STATUSES else None
-        return AttemptResult("http_error", status, message, duration_s, retry_after)
+        return AttemptResult("http_error", status, message, duration_s, retry_after, head.signal)
 
 
 async def url_refusal(

@@ -1,10 +1,11 @@
 """The response side of HTTP/1.x, pure: llhttp (through `httptools`) fed bytes as they arrive.
 
-The bridge only needs a response's status line, three headers (`Retry-After`, `Connection`,
-`Keep-Alive`) and where its body ends, so that the connection can carry the next request.
-llhttp does the framing (status line, header syntax, Content-Length, chunks, trailers); this
-module keeps the bridge's rules around it. Bodies are counted, never kept: past MAX_BODY_BYTES
-the parser stops and the connection is closed instead.
+The bridge only needs a response's status line, four headers (`Retry-After`, `Connection`,
+`Keep-Alive`, the receiver's signal `webhook-delivery`) and where its body ends, so that the
+connection can carry the next request. llhttp does the framing (status line, header syntax,
+Content-Length, chunks, trailers); this module keeps the bridge's rules around it. Bodies are
+counted, never kept: past MAX_BODY_BYTES the parser stops and the connection is closed
+instead.
 
 A receiver decides how many bytes it sends, so every byte of a response counts against one
 budget, MAX_RESPONSE_BYTES: heads (interim 1xx ones too), chunk-size lines and their
@@ -31,6 +32,7 @@ _NO_BODY_STATUSES = frozenset({204, 304})
 _VERSIONS = frozenset({"1.0", "1.1"})  # llhttp also takes 0.9 and 2.0 status lines
 _WANTED = frozenset(
     {b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"keep-alive"}
+    | {b"webhook-delivery"}
 )
 _KEEP_ALIVE_TIMEOUT = re.compile(rb"(?:^|[\s,;])timeout\s*=\s*\"?([0-9]{1,9})(?![0-9])", re.I)
 
@@ -42,6 +44,7 @@ class ResponseError(Exception):
 class Head(NamedTuple):
     status: int
     retry_after: str | None
+    signal: str | None = None  # `webhook-delivery`, lower case (SPEC §11)
 
 
 class _AfterTheEnd(Exception):
@@ -162,8 +165,12 @@ class ResponseParser:
         if version not in _VERSIONS:
             raise ResponseError(f"unsupported HTTP version {version}")
         fields = self._fields
-        retry_after = fields.get(b"retry-after")
-        self.head = Head(status, None if retry_after is None else as_text(retry_after.strip()))
+        retry_after, signal = fields.get(b"retry-after"), fields.get(b"webhook-delivery")
+        self.head = Head(
+            status,
+            None if retry_after is None else as_text(retry_after.strip()),
+            None if signal is None else as_text(signal.strip().lower()),
+        )
         connection = fields.get(b"connection", b"").lower()
         # llhttp's should_keep_alive() turns False once the message is complete
         self.keep_alive = version == "1.1" and b"close" not in connection and status != 101

@@ -34,19 +34,25 @@ _EWMA_WEIGHT = 0.2
 
 
 class _Origin:
-    """The slots that every URL of one origin shares; `endpoints` counts the URLs kept."""
+    """The slots that every URL of one origin shares; `endpoints` counts the URLs kept.
+    `cap` is its adaptive limit (`bridge.policy.aimd`), at most `limit`."""
 
-    __slots__ = ("endpoints", "holders", "limit", "semaphore", "waiting")
+    __slots__ = ("cap", "endpoints", "holders", "limit", "semaphore", "waiting")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, cap: int) -> None:
         self.semaphore = asyncio.Semaphore(limit)
         self.limit = limit
+        self.cap = min(limit, cap)
         self.endpoints = 0
         self.holders = 0
         self.waiting = 0
 
     def free(self) -> int:
-        return max(0, self.limit - self.holders - self.waiting)
+        return max(0, self.cap - self.holders - self.waiting)
+
+    def capped(self) -> bool:
+        """Its adaptive limit is reached: callers are refused, never queued past it."""
+        return self.cap < self.limit and self.holders + self.waiting >= self.cap
 
 
 class _Endpoint:
@@ -95,7 +101,7 @@ class _Endpoint:
         origin = self.origin
         if self.waiting or self.users - self.waiting >= limit:
             return True
-        return origin.holders + origin.waiting >= origin.limit
+        return origin.holders + origin.waiting >= origin.cap
 
     def holders(self) -> int:
         return self.users - self.waiting
@@ -119,6 +125,7 @@ class EndpointLimiter:
         self._total_waiting = 0
         self._endpoints: dict[str, _Endpoint] = {}
         self._origins: dict[str, _Origin] = {}
+        self._caps: dict[str, int] = {}  # origins under an adaptive limit
         self._next_sweep_s = 0.0
 
     async def acquire(
@@ -136,7 +143,7 @@ class EndpointLimiter:
             await endpoint.origin.semaphore.acquire()
             endpoint.origin.holders += 1
             return True
-        if not self._may_wait(endpoint, max_waiting):
+        if endpoint.origin.capped() or not self._may_wait(endpoint, max_waiting):
             self._forget_if_idle(url, endpoint)
             return False
         return await self._wait(url, endpoint, timeout_s)
@@ -172,8 +179,19 @@ class EndpointLimiter:
         key = origin_of(url)
         origin = self._origins.get(key)
         if origin is None:
-            origin = self._origins[key] = _Origin(self._origin_limit)
+            cap = self._caps.get(key, self._origin_limit)
+            origin = self._origins[key] = _Origin(self._origin_limit, cap)
         return origin
+
+    def cap_origin(self, origin: str, cap: int | None) -> None:
+        """Limit an origin's attempts in flight to `cap` (its adaptive limit); None lifts it."""
+        if cap is None:
+            self._caps.pop(origin, None)
+        else:
+            self._caps[origin] = cap
+        present = self._origins.get(origin)
+        if present is not None:
+            present.cap = min(present.limit, self._origin_limit if cap is None else cap)
 
     def inline_queue(self, url: str, max_wait_s: float) -> int:
         """How many may wait for `url` if none should wait longer than `max_wait_s`, judged
@@ -194,20 +212,27 @@ class EndpointLimiter:
         """Whether `acquire(url, max_waiting=...)` would take a slot or queue, not refuse."""
         endpoint = self._endpoints.get(url)
         if endpoint is not None:
-            return not endpoint.busy(self._limit) or self._may_wait(endpoint, max_waiting)
+            if not endpoint.busy(self._limit):
+                return True
+            return not endpoint.origin.capped() and self._may_wait(endpoint, max_waiting)
         origin = self._origins.get(origin_of(url))
-        return origin is None or origin.free() > 0 or self._may_wait(None, max_waiting)
+        if origin is None or origin.free() > 0:
+            return True
+        return not origin.capped() and self._may_wait(None, max_waiting)
 
     def room(self, url: str, max_waiting: int) -> int:
         """How many `acquire(url, max_waiting=...)` calls made now would not be refused,
         less the tasks promised to this endpoint that have not arrived yet."""
         endpoint = self._endpoints.get(url)
         if endpoint is None:
-            origin = self._origins.get(origin_of(url))
-            slots = min(self._limit, origin.free() if origin else self._origin_limit)
-            return slots + self._queue_room(max_waiting)
-        slots = min(max(0, self._limit - endpoint.holders()), endpoint.origin.free())
-        free = slots + self._queue_room(max_waiting - endpoint.waiting)
+            key = origin_of(url)
+            origin, cap = self._origins.get(key), self._caps.get(key, self._origin_limit)
+            slots = min(self._limit, origin.free() if origin else cap)
+            return slots + (0 if cap < self._origin_limit else self._queue_room(max_waiting))
+        origin = endpoint.origin
+        slots = min(max(0, self._limit - endpoint.holders()), origin.free())
+        queue = 0 if origin.cap < origin.limit else max_waiting - endpoint.waiting
+        free = slots + self._queue_room(queue)
         return max(0, free - _promised(endpoint, self._clock()))
 
     def _queue_room(self, max_waiting: int) -> int:

@@ -17,7 +17,10 @@ subjects a newer version added):
 - the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
 - the delivery log (`DELIVERY_LOG_STREAM`, `greenlight.webhooks.log.>`), one record per attempt;
 - the audit trail (`GREENLIGHT_WEBHOOKS_AUDIT`, `greenlight.webhooks.audit.>`, `AUDIT_MAX_AGE`);
-- KV buckets `<durable>-jobs` (per-job webhooks, TTL) and `<durable>-replays` (replay marks).
+- operational events (`GREENLIGHT_WEBHOOKS_OPS`, `greenlight.webhooks.ops.>`);
+- KV buckets `<durable>-jobs` (per-job webhooks, TTL), `<durable>-replays` (replay marks) and
+  `<durable>-endpoints` (breakers of endpoints that are not healthy, TTL), `<durable>-disabled`
+  (YAML webhooks disabled at run time).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from bridge.config.secret import redact_url
 from bridge.config.settings import Settings, nats_tls_context
 from bridge.policy.audit import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX
 from bridge.policy.dead_letter import DLQ_SUBJECT_PREFIX
+from bridge.policy.ops import OPS_MAX_AGE_S, OPS_STREAM, OPS_SUBJECT_PREFIX
 from bridge.policy.tasks import DeliveryTask, batch_message_id, encode_batch, encode_task
 
 LOG_SUBJECT_PREFIX = "greenlight.webhooks.log"
@@ -98,6 +102,9 @@ class NoAnswer(BusError):
 
 
 RATE_KEY_TTL_S = 3600.0  # an idle webhook's next free slot is in the past: it may go
+# a breaker is rewritten by every failed probe (a minute apart at most): one left alone this
+# long belongs to an endpoint no replica delivers to any more
+ENDPOINT_KEY_TTL_S = 3600.0
 
 
 def max_body_bytes(nc: Client) -> int:
@@ -430,6 +437,8 @@ async def ensure_topology(js: JetStreamContext, settings: Settings) -> None:
         await ensure_bucket(js, settings.replays_bucket, settings.dlq_max_age_s, replicas)
         await ensure_bucket(js, settings.webhooks_bucket, 0, replicas)
         await ensure_bucket(js, settings.rates_bucket, RATE_KEY_TTL_S, replicas)
+        await ensure_bucket(js, settings.endpoints_bucket, ENDPOINT_KEY_TTL_S, replicas)
+        await ensure_bucket(js, settings.disabled_bucket, 0, replicas)
 
 
 async def ensure_bucket(js: JetStreamContext, name: str, ttl_s: float, replicas: int) -> KeyValue:
@@ -471,6 +480,7 @@ def _streams(settings: Settings) -> list[StreamConfig]:
         _dlq_stream(settings),
         _log_stream(settings),
         _audit_stream(settings),
+        _stream(OPS_STREAM, [f"{OPS_SUBJECT_PREFIX}.>"], max_age_s=OPS_MAX_AGE_S),
     ]
 
 

@@ -21,6 +21,8 @@ from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import bus, dlq
 from bridge.jetstream.deferrals import BATCH_MAX_BYTES, Deferrals
 from bridge.jetstream.delivery_log import DeliveryLog, Result, entry_for
+from bridge.jetstream.endpoint_health import EndpointHealth
+from bridge.jetstream.receiver_signals import ReceiverSignals
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.observability.throttle import Throttle
@@ -29,6 +31,7 @@ from bridge.policy import retry
 from bridge.policy.dead_letter import DeadLetter, Reason, from_task
 from bridge.policy.framing import NO_HEADERS, framed
 from bridge.policy.routing import Router, Standing, host_of, standing
+from bridge.policy.signals import ABORT
 from bridge.policy.signing import signature_headers
 from bridge.policy.tasks import Attempt, DeliveryTask, encode_task, handed_on, timestamp
 from bridge.policy.trace_context import TRACEPARENT, TRACESTATE, attempt_headers, trace_id_of
@@ -50,7 +53,13 @@ class GiveUp(msgspec.Struct, frozen=True):
     reason: Reason
 
 
-Step = Delivered | RetryAt | GiveUp
+class Held(msgspec.Struct, frozen=True):
+    """The endpoint is down: wait for it, without spending a retry (SPEC §11)."""
+
+    not_before_s: float
+
+
+Step = Delivered | RetryAt | GiveUp | Held
 
 
 def next_step(
@@ -60,19 +69,23 @@ def next_step(
     now_s: float,
     max_retry: int | None = None,
 ) -> Step:
-    """What follows an attempt; `task.attempt` is the attempt that just ran (1-based).
-    `max_retry` is the webhook's own, when it overrides WEBHOOK_MAX_RETRY."""
+    """What follows an attempt; `task.attempt` is the attempt that just ran (1-based), of
+    which `task.charged_attempts + 1` count against the retry budget. `max_retry` is the
+    webhook's own, when it overrides WEBHOOK_MAX_RETRY."""
     if result.ok:
         return Delivered()
     if result.outcome == "blocked":
         return GiveUp("blocked_url")
     if result.status_code == 410:
         return GiveUp("gone")
-    if task.attempt > (settings.max_retry if max_retry is None else max_retry):
+    if result.signal == ABORT:
+        return GiveUp("aborted_by_receiver")
+    charged = task.charged_attempts + 1
+    if charged > (settings.max_retry if max_retry is None else max_retry):
         return GiveUp("max_retries_exceeded")
     retry_after_s = retry.parse_retry_after(result.retry_after, now_s)
     delay_s = retry.retry_delay_s(
-        task.attempt, settings.retry_min_wait_s, settings.retry_max_wait_s, retry_after_s
+        charged, settings.retry_min_wait_s, settings.retry_max_wait_s, retry_after_s
     )
     return RetryAt(now_s + delay_s)
 
@@ -90,9 +103,12 @@ class Dispatcher:
         metrics: Metrics,
         limiter: EndpointLimiter,
         spans: Spans | None = None,
+        health: EndpointHealth | None = None,
     ) -> None:
         js = nc.jetstream()
         self._spans = spans
+        self.health = health
+        self.signals: ReceiverSignals | None = None  # set once its collaborators exist
         self._settings = settings
         self._router = router
         self._sender = sender
@@ -214,15 +230,35 @@ class Dispatcher:
     async def follow_up(self, task: DeliveryTask, result: AttemptResult) -> None:
         hook = self.webhook(task)
         max_retry = hook.max_retry if hook else None
-        step = next_step(task, result, self._settings, time.time(), max_retry)
+        step = self._held(
+            task, result, next_step(task, result, self._settings, time.time(), max_retry)
+        )
         await self._record(task, result, step)
-        if isinstance(step, RetryAt):
+        if isinstance(step, Held):
+            await self._queue(_waiting(task, result, step.not_before_s))
+        elif isinstance(step, RetryAt):
             self.metrics.retry_scheduled(task.target.endpoint)
             await self._queue(_with_attempt(task, result, not_before_s=step.not_before_s))
         elif isinstance(step, GiveUp):
             await self.dead_letter(_with_attempt(task, result), step.reason)
         else:
             self.metrics.delivered(task.target.endpoint, task.published_at_s)
+        if self.signals is not None:
+            await self.signals.act(task, result)
+
+    def _held(self, task: DeliveryTask, result: AttemptResult, step: Step) -> Step:
+        """The step, or Held when it would spend a retry on an endpoint that is down."""
+        health = self.health
+        if health is None:
+            return step
+        health.record(task, result)
+        spends = isinstance(step, RetryAt) or step == GiveUp("max_retries_exceeded")
+        breaker = health.breaker(task.target.url) if spends else None
+        if breaker is None:
+            return step
+        wait_s = health.hold_s(breaker)
+        health.note_held(task, 1, wait_s)
+        return Held(time.time() + wait_s)
 
     async def _record(self, task: DeliveryTask, result: AttemptResult, step: Step) -> None:
         """Metrics, the log line and the delivery log record of the attempt that just ran."""
@@ -268,8 +304,18 @@ def _with_attempt(
     )
 
 
+def _waiting(task: DeliveryTask, result: AttemptResult, not_before_s: float) -> DeliveryTask:
+    """The task after an attempt its endpoint's outage made free: held, no retry spent."""
+    after = _with_attempt(task, result, not_before_s)
+    return msgspec.structs.replace(
+        after,
+        free_attempts=task.free_attempts + 1,
+        held_since_s=task.held_since_s or time.time(),
+    )
+
+
 def _result_of(step: Step) -> tuple[Result, str | float | None]:
-    if isinstance(step, RetryAt):
+    if isinstance(step, RetryAt | Held):
         return "retry", step.not_before_s
     if isinstance(step, GiveUp):
         return "dead_letter", step.reason
@@ -320,6 +366,8 @@ def _describe(step: Step | None) -> str:
         return "none (a test)"
     if isinstance(step, RetryAt):
         return f"retry in {max(0.0, step.not_before_s - time.time()):.1f}s"
+    if isinstance(step, Held):
+        return "held: endpoint down"
     if isinstance(step, GiveUp):
         return f"dead letter ({step.reason})"
     return "delivered"

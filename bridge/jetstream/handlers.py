@@ -32,6 +32,7 @@ from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream import failures
 from bridge.jetstream.bus import batch_subject, tasks_subject
 from bridge.jetstream.dispatch import Dispatcher
+from bridge.jetstream.holding import Holding
 from bridge.jetstream.job_webhooks import JobWebhooks
 from bridge.jetstream.rate_limits import RateLimits
 from bridge.observability.logs import log
@@ -72,7 +73,9 @@ class EventHandler:
         max_event_bytes: int,
         clock: Callable[[], float] = time.time,
         spans: Spans | None = None,
+        holding: Holding | None = None,
     ) -> None:
+        self._holding = holding
         self._max_event_bytes = max_event_bytes
         self._spans = spans
         self._pacing = Pacing(dispatcher, rates, clock)
@@ -186,8 +189,9 @@ class EventHandler:
                 if shaped is None:
                     continue
                 task = shaped
-            if self._saturated(target.url):
-                deferred.append(self._dispatcher.defer(task))
+            held = self._holding.first(task) if self._holding else None
+            if held is not None or self._saturated(target.url):
+                deferred.append(self._dispatcher.defer(held or task))
             else:
                 now.append(task)
         try:
@@ -334,7 +338,9 @@ class TaskHandler:
         limiter: EndpointLimiter,
         rates: RateLimits,
         clock: Callable[[], float] = time.time,
+        holding: Holding | None = None,
     ) -> None:
+        self._holding = holding
         self._dispatcher = dispatcher
         self._pacing = Pacing(dispatcher, rates, clock)
         self._limiter = limiter
@@ -356,7 +362,7 @@ class TaskHandler:
             return TERM
         if items is None:
             return await self._due(first)
-        return await self._split(items, first.target.url)
+        return await self._split(items, first)
 
     async def _due(self, task: DeliveryTask) -> Decision:
         wait_s = task.not_before_s - self._clock()
@@ -377,6 +383,8 @@ class TaskHandler:
             record = dead_letter.from_task(task, "unknown_webhook")
             await self._dispatcher.publish_dead_letter(record)
             return ACK
+        if self._holding is not None and (held := await self._holding.single(task)) is not None:
+            return held  # its endpoint is down
         if task.target.webhook_id is not None and not await self._pacing.may_start(task):
             return ACK  # stored again, to run at its booked slot
         limiter, url = self._limiter, task.target.url
@@ -391,11 +399,14 @@ class TaskHandler:
         its tasks do not hold the waiting budget that healthy endpoints' events need."""
         return self._limiter.inline_queue(url, TASK_WAIT_S)
 
-    async def _split(self, items: list[msgspec.Raw], url: str) -> Decision:
-        """A batch stays one message while its endpoint is saturated. Once it has room, as
-        many tasks as fit go back as single tasks, promised to the endpoint so that other
-        batches do not take the same room, and the rest as a smaller batch."""
-        limiter = self._limiter
+    async def _split(self, items: list[msgspec.Raw], first: DeliveryTask) -> Decision:
+        """A batch stays one message while its endpoint is saturated or down. Once it has
+        room, as many tasks as fit go back as single tasks, promised to the endpoint so that
+        other batches do not take the same room, and the rest as a smaller batch."""
+        holding = self._holding
+        if holding is not None and (held := await holding.batch(first, len(items))) is not None:
+            return held
+        limiter, url = self._limiter, first.target.url
         room = limiter.room(url, self._queue(url))
         if not room:
             return Nak(limiter.overflow_delay_s(url, count=len(items)))

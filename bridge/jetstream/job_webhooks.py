@@ -25,7 +25,7 @@ import hashlib
 import msgspec
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from bridge.jetstream.bus import NoAnswer, found, nats_errors
+from bridge.jetstream.bus import Conflict, NoAnswer, found, nats_errors
 from bridge.observability.logs import log
 from bridge.policy.entries import Admitted
 from bridge.policy.job_mirror import Entries, JobMirror
@@ -76,6 +76,22 @@ class JobWebhooks:
                 await self._kv.put(key, msgspec.json.encode(list(merged.kept)))
         known = self._mirror.add(key, merged.kept)
         return Admitted(self._mirror.forget(key, known, merged.dropped), merged.dropped)
+
+    async def forget(self, job_id: str, entry: str) -> bool:
+        """Drop one of a job's entries (its receiver answered 410 Gone), by compare-and-set;
+        False when the job does not hold it (any more: another replica dropped it)."""
+        key = job_key(job_id)
+        stored = await found("cannot recall a job's webhooks", self._kv.get(key))
+        if stored is None or entry not in _decode(stored.value) or stored.revision is None:
+            return False
+        kept = [known for known in _decode(stored.value) if known != entry]
+        try:
+            async with nats_errors("cannot forget a job's webhook"):
+                await self._kv.update(key, msgspec.json.encode(kept), last=stored.revision)
+        except Conflict:
+            return await self.forget(job_id, entry)  # changed meanwhile: look again
+        self._mirror.forget(key, self._mirror.known(key), (entry,))
+        return True
 
     async def recall(self, job_id: str) -> Entries:
         key = job_key(job_id)

@@ -3,22 +3,74 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any, get_args
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bridge import __version__
 from bridge.policy.audit import CONFIG_ACTIONS
+from bridge.policy.breaker import STATES
 from bridge.policy.dead_letter import Reason
 from bridge.policy.events import InvalidReason
+from bridge.policy.signals import DISABLED_REASONS, Signal
 
 PREFIX = "webhook_bridge_"
 MAX_ENDPOINT_LABELS = 200
 MAX_EVENT_LABELS = 200
 OTHER_LABEL = "other"
+
 WEBHOOK_SOURCES = ("config", "api", "env")
 EVENT_TO_DELIVERY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class EndpointView(Protocol):
+    """An endpoint's health as the metrics read it (`bridge.jetstream.endpoint_health`)."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def concurrency_limit(self) -> int: ...
+    @property
+    def held(self) -> int: ...
+
+
+class _EndpointHealth(Collector):
+    """endpoint_state, endpoint_concurrency_limit and held_deliveries, read at scrape time
+    from the endpoints that are not plainly healthy: a recovered one's series go away, and
+    at most MAX_ENDPOINT_LABELS endpoints are shown (those in trouble first)."""
+
+    def __init__(self, read: Callable[[], Sequence[EndpointView]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        shown = sorted(self._read(), key=lambda s: (s.state == "healthy", -s.held))
+        shown = shown[:MAX_ENDPOINT_LABELS]
+        state = GaugeMetricFamily(
+            f"{PREFIX}endpoint_state",
+            "1 for the endpoint's breaker state",
+            labels=["endpoint", "state"],
+        )
+        limit = GaugeMetricFamily(
+            f"{PREFIX}endpoint_concurrency_limit",
+            "Adaptive limit of attempts in flight to the endpoint",
+            labels=["endpoint"],
+        )
+        held = GaugeMetricFamily(
+            f"{PREFIX}held_deliveries",
+            "Deliveries waiting for the endpoint to recover, as this process saw them lately",
+            labels=["endpoint"],
+        )
+        for status in shown:
+            for name in STATES:
+                state.add_metric([status.endpoint, name], 1.0 if status.state == name else 0.0)
+            limit.add_metric([status.endpoint], status.concurrency_limit)
+            held.add_metric([status.endpoint], status.held)
+        yield from (state, limit, held)
 
 
 class _CappedLabel:
@@ -91,10 +143,26 @@ class Metrics:
         self.config_changes = self._counter(
             "config_changes", "Webhook changes through the admin API, audited", "action"
         )
+        self.receiver_signals = self._counter(
+            "receiver_signals",
+            "Receiver signals acted on (gone, abort, disable) and webhooks disabled after "
+            "failing too long (failing)",
+            "signal",
+        )
+        self.webhooks_disabled = self._counter(
+            "webhooks_disabled", "Webhooks the bridge disabled, by disabled_reason", "reason"
+        )
         self._zeroes()
         self._gauge("build_info", "Version of the running bridge", "version").labels(
             version=__version__
         ).set(1)
+
+    def watch_endpoints(self, read: Callable[[], Sequence[EndpointView]]) -> None:
+        """Export the endpoints' health as `read` gives it at each scrape."""
+        self.registry.register(_EndpointHealth(read))
+
+    def receiver_signal(self, signal: str) -> None:
+        self.receiver_signals.labels(signal=signal).inc()
 
     def _child(self, metric: Counter | Histogram, *values: str) -> Any:
         """`metric.labels(*values)`, memoised: labels() takes a lock and builds a key each
@@ -151,3 +219,7 @@ class Metrics:
             self.events_invalid.labels(reason=invalid)
         for action in CONFIG_ACTIONS:
             self.config_changes.labels(action=action)
+        for signal in get_args(Signal):
+            self.receiver_signals.labels(signal=signal)
+        for reason in DISABLED_REASONS.values():
+            self.webhooks_disabled.labels(reason=reason)

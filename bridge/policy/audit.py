@@ -6,6 +6,10 @@ the stream `GREENLIGHT_WEBHOOKS_AUDIT`, subject `greenlight.webhooks.audit.<acti
 subject), `_` for a record about no one webhook (a replay). Reading one webhook's records is
 then a subject filter, `greenlight.webhooks.audit.*.<hash>`.
 
+The bridge writes records of its own (actor `webhook-bridge`) when it acts on a receiver's
+signal (SPEC §11): `disable` (a webhook disabled), `forget` (a per-job URL forgotten for its
+job), `abort` (a delivery the receiver stopped).
+
 `change` is what the request asked for, after `redact_change`: secrets, tokens and passwords
 become `***`, header values too (only the names stay), and passwords in URLs are cut out.
 """
@@ -22,7 +26,9 @@ from bridge.config.secret import REDACTED, redact_url
 AUDIT_STREAM = "GREENLIGHT_WEBHOOKS_AUDIT"
 AUDIT_SUBJECT_PREFIX = "greenlight.webhooks.audit"
 NO_WEBHOOK = "_"
-Action = Literal["create", "update", "delete", "rotate", "test", "replay"]
+Action = Literal[
+    "create", "update", "delete", "rotate", "test", "replay", "disable", "forget", "abort"
+]
 # the actions that change the configuration (counted in config_changes_total)
 CONFIG_ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "rotate")
 SECRET_KEYS = frozenset({"secret", "secrets", "token", "password"})

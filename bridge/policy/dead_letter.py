@@ -26,6 +26,8 @@ Reason = Literal[
     "too_many_webhooks",
     "handler_error",
     "transform_error",
+    "endpoint_down",
+    "aborted_by_receiver",
 ]
 
 

@@ -10,7 +10,7 @@ webhook). A named webhook receives an event only when it is active and its `even
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Literal
 from urllib.parse import urlsplit
@@ -51,7 +51,8 @@ class Router:
     `replace_api` swaps as they change; each swap starts a fresh index and cache."""
 
     def __init__(self, settings: Settings) -> None:
-        self._config = settings.webhooks
+        self._configured = self._config = settings.webhooks
+        self._api: tuple[NamedWebhook, ...] = ()
         self._global_order = settings.default_webhooks
         self._default_urls = settings.default_webhook_urls
         self._index = _Index(self._config, (), self._global_order)
@@ -60,9 +61,19 @@ class Router:
     def replace_api(self, hooks: Iterable[NamedWebhook]) -> None:
         """The API's webhooks now; an id that a configured webhook has is ignored."""
         taken = {hook.id for hook in self._config}
-        api = tuple(sorted((h for h in hooks if h.id not in taken), key=lambda h: h.id))
-        self._index = _Index(self._config, api, self._global_order)
+        self._api = tuple(sorted((h for h in hooks if h.id not in taken), key=lambda h: h.id))
+        self._index = _Index(self._config, self._api, self._global_order)
         self._fixed = {}
+
+    def disable_config(self, reasons: Mapping[str, str]) -> None:
+        """Configured webhooks disabled at run time (SPEC §11): id → `disabled_reason`."""
+        self._config = tuple(
+            msgspec.structs.replace(hook, active=False, disabled_reason=reasons[hook.id])
+            if hook.id in reasons
+            else hook
+            for hook in self._configured
+        )
+        self.replace_api(self._api)
 
     def webhooks(self) -> tuple[NamedWebhook, ...]:
         """Every named webhook: the configured ones, then the API's by id."""

@@ -50,6 +50,13 @@ class DeliveryTask(msgspec.Struct, frozen=True, kw_only=True):
     handoffs: int = 0
     rate_slot_s: float = 0.0  # the slot booked under its webhook's `rate_limit`, if any
     trace: TraceContext | None = None  # the event's, sent on every attempt
+    held_since_s: float = 0.0  # when it began to wait for its endpoint to recover, if it did
+    free_attempts: int = 0  # attempts that failed while the endpoint was down: no retry spent
+
+    @property
+    def charged_attempts(self) -> int:
+        """The attempts so far that count against the retry budget."""
+        return self.attempt - 1 - self.free_attempts
 
     @property
     def message_id(self) -> str:

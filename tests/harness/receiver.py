@@ -33,7 +33,8 @@ LISTEN_BACKLOG = 1024
 
 @dataclass(frozen=True)
 class Received:
-    """One recorded request; `at` is its arrival time on `time.monotonic()`."""
+    """One recorded request; `at` is its arrival time on `time.monotonic()`, `in_flight` the
+    requests open at the receiver then, this one included."""
 
     method: str
     path: str
@@ -41,6 +42,7 @@ class Received:
     body: bytes
     at: float
     peer_port: int = 0  # the client's port: tells a proxy's connection from the bridge's
+    in_flight: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -139,9 +141,10 @@ class Receiver:
         headers = CIMultiDictProxy(CIMultiDict(request.headers))
         peer = request.transport.get_extra_info("peername") if request.transport else None
         port = peer[1] if peer else 0
-        self.requests.append(
-            Received(request.method, request.path, headers, body, arrived_at, port)
+        received = Received(
+            request.method, request.path, headers, body, arrived_at, port, self.in_flight
         )
+        self.requests.append(received)
         policy = self._policies.setdefault(request.path, ReplyPolicy())
         if policy.hang:
             await self._release.wait()

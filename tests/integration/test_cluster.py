@@ -136,7 +136,8 @@ async def test_tasks_leader_killed_with_retries_pending_loses_nothing(
 ) -> None:
     receiver.reply("/flaky", *[503] * FAILURES, 200)
     env = {"DEFAULT_WEBHOOK_URLS": receiver.url("/flaky"), "WEBHOOK_MAX_RETRY": "30"}
-    bridge = await bridges.start(env)
+    # retries, not a breaker holding them, must be pending when the leader dies
+    bridge = await bridges.start(env | {"WEBHOOK_BREAKER_FAILURES": "1000"})
     events = [(f"evt-{i}", job_event("job.failed", f"job-{i}")) for i in range(RETRIED_EVENTS)]
     await publish_events_async(producer.jetstream(), events)
     await bridges.wait_for(lambda: receiver.count("/flaky") >= FAILURES // 2, 60, "no retries")

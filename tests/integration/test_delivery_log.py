@@ -135,7 +135,8 @@ async def test_a_dead_endpoint_does_not_flood_the_log(
 ) -> None:
     receiver.reply("/down", 503)
     env = {"DEFAULT_WEBHOOK_URLS": receiver.url("/down"), "WEBHOOK_MAX_RETRY": "0"}
-    bridge = await bridges.start(env)
+    # every attempt must fail and be logged: a breaker would hold all but the first five
+    bridge = await bridges.start(env | {"WEBHOOK_BREAKER_FAILURES": "1000"})
     for n in range(40):
         await publish_event(js, job_event("job.progress", f"j-{n}"))
     await bridges.wait_for(has_dead_letters(js, 40), 30, "not every failure was dead-lettered")

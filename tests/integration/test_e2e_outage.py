@@ -70,6 +70,8 @@ async def test_outage_longer_than_a_minute_loses_nothing(
         "WEBHOOK_MAX_RETRY": "100",
         "WEBHOOK_RETRY_MIN_WAIT": "500ms",
         "WEBHOOK_RETRY_MAX_WAIT": "2s",
+        # every first attempt must reach the receiver: no breaker holding them back
+        "WEBHOOK_BREAKER_FAILURES": "1000",
     }
     bridge = await bridges.start(env)
     pid = bridge.pid

@@ -79,6 +79,7 @@ ROUTES = [
     Route("GET", "/dlq", READ),
     Route("GET", "/audit", READ),
     Route("GET", "/audit?webhook=acme-crm&limit=5", READ),
+    Route("GET", "/endpoints", READ),
     Route("POST", "/dlq/replay", WRITE, {"dry_run": True}),
     Route("GET", "/webhooks/acme-crm", READ),
     Route("POST", "/webhooks", CREATED, ACME_HOOK),

@@ -140,6 +140,7 @@ async def test_openapi_document_lists_every_route(guarded: TestClient[object, ob
         "/whoami",
         "/stats",
         *CONSOLE_FILES,
+        "/endpoints",
     }
     assert set(document["paths"]) == served - CONSOLE_FILES
 

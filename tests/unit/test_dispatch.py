@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from bridge.config.settings import Settings, load_settings
@@ -123,3 +124,23 @@ def test_event_size_limit_leaves_room_for_retry_records(
     configured: int, max_payload: int, expected: int
 ) -> None:
     assert event_size_limit(configured, max_payload) == expected
+
+
+ABORT = AttemptResult("http_error", 500, "message", 0.25, None, "abort-message")
+
+
+@pytest.mark.parametrize(
+    ("attempt", "free", "the_result", "expected"),
+    [
+        # attempts made while the endpoint was down spend no retry: the fifth is the third
+        (5, 2, result("http_error", 500, "3"), RetryAt(NOW_S + 3)),
+        (7, 2, HTTP_500, GiveUp("max_retries_exceeded")),
+        (1, 0, ABORT, GiveUp("aborted_by_receiver")),
+        (1, 0, AttemptResult("success", 200, "message", 0.25, None, "abort-message"), Delivered()),
+    ],
+)
+def test_next_step_with_free_attempts_and_signals(
+    attempt: int, free: int, the_result: AttemptResult, expected: Step
+) -> None:
+    the_task = msgspec.structs.replace(task(attempt), free_attempts=free)
+    assert next_step(the_task, the_result, SETTINGS, NOW_S) == expected

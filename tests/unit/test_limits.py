@@ -435,3 +435,18 @@ async def test_fan_out_to_many_paths_never_exceeds_the_origin_cap() -> None:
     assert peak == 64
     assert limiter._endpoints == {}
     assert limiter._origins == {}  # forgotten with the last of its URLs
+
+
+async def test_an_origin_capped_by_its_adaptive_limit_refuses_past_it() -> None:
+    """The cap is enforced by refusal, not by a queue: a capped origin's overflow is handed
+    back (and has no room), whatever the URL's own slots say; lifting it restores the rest."""
+    limiter = EndpointLimiter(4)
+    limiter.cap_origin("http://a:80", 2)
+    assert await limiter.acquire("http://a/1", max_waiting=10)
+    assert await limiter.acquire("http://a/2", max_waiting=10)
+    assert not await limiter.acquire("http://a/1", max_waiting=10)
+    assert not limiter.has_room("http://a/3", 10)
+    assert limiter.room("http://a/1", 10) == 0
+    limiter.cap_origin("http://a:80", None)
+    assert await limiter.acquire("http://a/1", max_waiting=10)
+    assert limiter.origin_in_use("http://a/1") == 3
