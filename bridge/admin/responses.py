@@ -240,6 +240,8 @@ class History(msgspec.Struct, frozen=True):
     within_s: float
     bucket_s: float
     buckets: tuple[Bucket, ...]
+
+
 class Endpoints(msgspec.Struct, frozen=True):
     """`GET /endpoints`: the endpoints (origins) this replica knows of that are not healthy,
     recovering under an adaptive limit, or holding deliveries (SPEC §11)."""
