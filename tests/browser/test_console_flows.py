@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from harness.console import ADMIN_TOKEN, BROWSER, VIEWER_TOKEN, Tab, World, show, sign_in
+from harness.receiver import Receiver
 from harness.waiting import wait_for
 from playwright.async_api import Browser, Page, expect
 
@@ -235,40 +236,42 @@ async def test_times_are_shown_in_the_browsers_zone(browser: Browser, console_wo
     await context.close()
 
 
-ENDPOINTS = {
-    "endpoints": [
-        {
-            "endpoint": "http://down.example:8080",
-            "state": "open",
-            "concurrency_limit": 1,
-            "held": 42,
-            "since": "2026-01-14T10:30:00Z",
-        },
-        {
-            "endpoint": "http://fine.example:8080",
-            "state": "healthy",
-            "concurrency_limit": 16,
-            "held": 0,
-            "since": None,
-        },
-    ]
-}
-
-
 async def test_the_overview_lists_endpoints_in_trouble(tab: Tab, console_world: World) -> None:
     page = tab.page
     await sign_in(page, console_world)
     trouble = page.locator("section", has=page.get_by_role("heading", name="Endpoints in trouble"))
-    await expect(trouble).to_contain_text("Not available")  # this bridge has no GET /endpoints
-    await expect(page.get_by_text("Deliveries / s")).to_be_visible()
+    await expect(trouble).to_contain_text("Every endpoint is healthy")
 
-    # as a bridge with endpoint health (SPEC §11) answers
-    await page.route(
-        f"{console_world.origin}/endpoints", lambda route: route.fulfill(json=ENDPOINTS)
-    )
-    await page.reload()
-    await expect(trouble.get_by_role("row")).to_have_count(2)  # the header and the open one
-    row = trouble.get_by_role("row").filter(has_text="down.example")
-    await expect(row).to_contain_text("open")
-    await expect(row).to_contain_text("42")
-    await expect(trouble).not_to_contain_text("fine.example")
+    down = Receiver()  # an origin of its own: the breaker is per origin (SPEC §11)
+    await down.start()
+    try:
+        await _outage(console_world, down)
+        await page.reload()
+        row = trouble.get_by_role("row").filter(has_text=down.url("").rstrip("/"))
+        await expect(row).to_contain_text(re.compile("open|half_open"))
+    finally:
+        await _recovered(console_world, down)
+
+
+async def _outage(world: World, down: Receiver) -> None:
+    """A webhook whose endpoint answers 503 until its breaker opens."""
+    down.reply("/hook", 503)
+    outage = {"id": "outage", "url": down.url("/hook"), "scope": "global"}
+    await world.api("POST", "/webhooks", outage)
+    for n in range(6):  # WEBHOOK_BREAKER_FAILURES is 5
+        await world.publish("job.completed", f"outage-{n}")
+
+    async def opened() -> bool:
+        answer = await world.api("GET", "/endpoints")
+        return any(e["state"] != "healthy" for e in answer["endpoints"])
+
+    await wait_for(opened, 60, "the endpoint's breaker opened")
+
+
+async def _recovered(world: World, down: Receiver) -> None:
+    """The endpoint answers again: its held deliveries arrive, and the webhook goes away."""
+    down.reply("/hook", 200)
+    jobs = lambda: {r.json()["job_id"] for r in down.received("/hook")}  # noqa: E731
+    await wait_for(lambda: len(jobs()) == 6, 90, lambda: f"{len(jobs())} of 6 after recovery")
+    await world.api("DELETE", "/webhooks/outage")
+    await down.stop()
