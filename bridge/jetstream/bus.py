@@ -53,6 +53,7 @@ from nats.js.kv import KeyValue
 
 from bridge.config.secret import redact_url
 from bridge.config.settings import Settings, nats_tls_context
+from bridge.policy import ordering
 from bridge.policy.audit import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX
 from bridge.policy.dead_letter import DLQ_SUBJECT_PREFIX
 from bridge.policy.ops import OPS_MAX_AGE_S, OPS_STREAM, OPS_SUBJECT_PREFIX
@@ -114,6 +115,13 @@ def max_body_bytes(nc: Client) -> int:
 
 def tasks_subject(settings: Settings) -> str:
     return f"{settings.tasks_stream}.due"
+
+
+def task_subject(settings: Settings, task: DeliveryTask) -> str:
+    """Where a single task waits: an ordered delivery on its (job, URL) pair's own subject."""
+    if task.order_seq:
+        return ordering.subject(settings.tasks_stream, task)
+    return tasks_subject(settings)
 
 
 def batch_subject(settings: Settings, count: int | None = None) -> str:
@@ -213,7 +221,7 @@ async def publish_task(
     js: JetStreamContext, settings: Settings, task: DeliveryTask, patience_s: float
 ) -> None:
     """Queue a delivery task for the tasks consumer (first try, retry or replay)."""
-    await publish(js, tasks_subject(settings), encode_task(task), task.message_id, patience_s)
+    await publish(js, task_subject(settings, task), encode_task(task), task.message_id, patience_s)
 
 
 async def publish_tasks(
@@ -225,7 +233,8 @@ async def publish_tasks(
 ) -> None:
     """Queue tasks for one URL (encoded as `payloads`): one alone, more as one batch."""
     if len(tasks) == 1:
-        subject, payload, msg_id = tasks_subject(settings), payloads[0], tasks[0].message_id
+        subject, payload = task_subject(settings, tasks[0]), payloads[0]
+        msg_id = tasks[0].message_id
     else:
         subject, payload = batch_subject(settings, len(tasks)), encode_batch(payloads)
         msg_id = batch_message_id(tasks)
@@ -490,7 +499,8 @@ def _events_stream(settings: Settings) -> StreamConfig:
 
 
 def _tasks_stream(settings: Settings) -> StreamConfig:
-    subjects = [tasks_subject(settings), batch_subject(settings)]
+    ordered = ordering.wildcard(settings.tasks_stream)
+    subjects = [tasks_subject(settings), batch_subject(settings), ordered]
     return _stream(settings.tasks_stream, subjects, retention=RetentionPolicy.WORK_QUEUE)
 
 

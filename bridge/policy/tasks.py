@@ -57,6 +57,7 @@ class DeliveryTask(msgspec.Struct, frozen=True, kw_only=True):
     def charged_attempts(self) -> int:
         """The attempts so far that count against the retry budget."""
         return self.attempt - 1 - self.free_attempts
+    order_seq: int = 0  # its event's stream sequence when it waits its turn (`ordering`)
 
     @property
     def message_id(self) -> str:

@@ -1,0 +1,129 @@
+"""Per-job ordering on the JetStream side: whether an ordered delivery's turn has come.
+
+The bridge keeps no ordering state of its own: both facts a turn needs are read from NATS
+(`bridge.policy.ordering` says what they mean), so they survive restarts and are the same
+for every replica.
+
+- The fan-out frontier is the events consumer's ack floor. An event is acked only once each
+  of its deliveries is delivered, stored as a task or dead-lettered, so once the floor has
+  reached an event's sequence - 1, every earlier delivery of its (job, URL) pair is in the
+  tasks stream, whichever worker or replica fanned it out, and in whatever order. One
+  consumer-info request, at most every FRONTIER_REFRESH_S, serves every delivery of the
+  process waiting for it; a delivery waits for it in place up to FRONTIER_PATIENCE_S.
+- The pair's deliveries still waiting are the pair's subjects in the tasks stream: one
+  stream-info request with a subject filter per delivery whose turn is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from bridge.config.settings import Settings
+from bridge.jetstream.bus import BusError, Connection, nats_errors
+from bridge.policy import ordering
+from bridge.policy.decisions import Nak
+from bridge.policy.tasks import DeliveryTask
+
+FRONTIER_REFRESH_S = 0.02
+FRONTIER_PATIENCE_S = 1.0
+REQUEST_TIMEOUT_S = 5.0
+
+
+class Frontier:
+    """The events consumer's ack floor as last read; `read_floor` asks NATS for it."""
+
+    def __init__(
+        self,
+        read_floor: Callable[[], Awaitable[int]],
+        refresh_s: float = FRONTIER_REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read_floor = read_floor
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._floor = 0
+        self._read_at = -math.inf
+        self._reading: asyncio.Task[None] | None = None
+
+    async def reached(self, seq: int, patience_s: float) -> bool:
+        """True once every event up to `seq` is acked; False if not within `patience_s`."""
+        deadline = self._clock() + patience_s
+        while self._floor < seq:
+            if self._clock() >= deadline:
+                return False
+            await self._refreshed()
+        return True
+
+    async def _refreshed(self) -> None:
+        """The next read, shared by every caller waiting meanwhile."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read())
+        await asyncio.shield(self._reading)
+
+    async def _read(self) -> None:
+        await asyncio.sleep(max(0.0, self._read_at + self._refresh_s - self._clock()))
+        self._read_at = self._clock()
+        self._floor = await self._read_floor()
+
+
+class Turns:
+    """Decides whether an ordered delivery may be attempted now."""
+
+    def __init__(self, nc: Connection, settings: Settings) -> None:
+        self._nc = nc
+        self._tasks_stream = settings.tasks_stream
+        self._info_subject = f"$JS.API.STREAM.INFO.{settings.tasks_stream}"
+        js = nc.jetstream()
+        stream, durable = settings.nats_stream, settings.nats_durable
+
+        async def read_floor() -> int:
+            async with nats_errors("cannot read the events consumer's ack floor"):
+                info = await js.consumer_info(stream, durable, timeout=REQUEST_TIMEOUT_S)
+            return info.ack_floor.stream_seq if info.ack_floor else 0
+
+        self._frontier = Frontier(read_floor)
+
+    async def wait(self, task: DeliveryTask, delivered: int) -> Nak | None:
+        """None when its turn has come, else how long to wait (`delivered`: how many times
+        its message has come). Raises BusError."""
+        if not await self._frontier.reached(task.order_seq - 1, FRONTIER_PATIENCE_S):
+            return Nak(ordering.wait_s(1, delivered))
+        ahead = ordering.earlier(task.order_seq, await self._waiting(task))
+        return Nak(ordering.wait_s(ahead, delivered)) if ahead else None
+
+    async def _waiting(self, task: DeliveryTask) -> list[str]:
+        """The subjects of the task's pair that hold a task now."""
+        query = msgspec.json.encode(
+            {"subjects_filter": ordering.pair_filter(self._tasks_stream, task)}
+        )
+        async with nats_errors("cannot read the deliveries waiting their turn"):
+            reply = await self._nc.request(self._info_subject, query, timeout=REQUEST_TIMEOUT_S)
+        info = _INFO.decode(reply.data)
+        if info.error is not None:
+            raise BusError(
+                f"cannot read the deliveries waiting their turn: {info.error.description}"
+            )
+        return list(info.state.subjects or {}) if info.state else []
+
+
+class _Error(msgspec.Struct):
+    description: str = ""
+
+
+class _State(msgspec.Struct):
+    subjects: dict[str, int] | None = None
+
+
+class _Info(msgspec.Struct):
+    """The part of a STREAM.INFO answer read here: nats-py's own parse costs more."""
+
+    state: _State | None = None
+    error: _Error | None = None
+
+
+_INFO = msgspec.json.Decoder(_Info)
