@@ -155,6 +155,6 @@ async def test_waiters_share_one_read() -> None:
 
 def test_a_task_without_order_keeps_its_encoding() -> None:
     """A task stored by an older version (no `order_seq`) decodes as unordered."""
-    plain = msgspec.to_builtins(delivery())
+    plain = msgspec.structs.asdict(delivery())
     del plain["order_seq"]
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(plain), type=DeliveryTask).order_seq == 0
