@@ -85,7 +85,7 @@ def job_events(jobs: list[str], rng: random.Random | None = None) -> list[tuple[
     """Every job's steps in order; jobs one after the other, or interleaved at random."""
     queue = [(job, step) for job in jobs for step in range(STEPS)]
     if rng is not None:
-        left = {job: 0 for job in jobs}
+        left = dict.fromkeys(jobs, 0)
         queue = []
         while left:
             job = rng.choice(sorted(left))
