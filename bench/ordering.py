@@ -58,10 +58,11 @@ async def publish(js: JetStreamContext, order: list[tuple[int, int]]) -> None:
 
 
 async def measure(nats_url: str, mode: str, expected: int, workdir: Path) -> Measurement:
+    """One bridge with its own durable (named after `workdir`) reading the whole backlog."""
     receiver = await Receiver.start(workdir / f"receiver-{mode}.log")
     env = {
         "NATS_URL": nats_url,
-        "NATS_DURABLE": f"bench-ordering-{mode}",
+        "NATS_DURABLE": f"bench-{workdir.name}-{mode}",
         "DEFAULT_WEBHOOK_URLS": receiver.url(),
         "WEBHOOK_ORDERING": mode,
         "WEBHOOK_ENDPOINT_CONCURRENCY": "256",

@@ -382,9 +382,18 @@ class TaskHandler:
         wait_s = task.not_before_s - self._clock()
         if wait_s > DUE_MARGIN_S:
             return Nak(wait_s)
-        if task.order_seq and (not_yet := await self._turns.wait(task, delivered)):
-            return not_yet  # an earlier delivery of its job to its URL goes first
+        if task.order_seq:
+            return await self._in_turn(task, delivered)
         return await self._run(task)
+
+    async def _in_turn(self, task: DeliveryTask, delivered: int) -> Decision:
+        """An ordered delivery runs once the earlier ones of its job and URL are done."""
+        if not_yet := await self._turns.wait(task, delivered):
+            return not_yet
+        try:
+            return await self._run(task)
+        finally:
+            self._turns.ended(task)
 
     async def _run(self, task: DeliveryTask) -> Decision:
         standing = self._dispatcher.standing(task)

@@ -12,11 +12,17 @@ for every replica.
   process waiting for it; a delivery waits for it in place up to FRONTIER_PATIENCE_S.
 - The pair's deliveries still waiting are the pair's subjects in the tasks stream: one
   stream-info request with a subject filter per delivery whose turn is checked.
+
+A delivery whose turn has not come is handed back with a delay, unless the one ahead of it
+runs, or waits, in this process (a job's events fanned out together usually come to the same
+process): then it waits in place to be woken when that one ends (`Relay`), which spares a
+redelivery and a guess at how long to wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +37,8 @@ from bridge.policy.tasks import DeliveryTask
 
 FRONTIER_REFRESH_S = 0.02
 FRONTIER_PATIENCE_S = 1.0
+RELAY_PATIENCE_S = 2.0  # the longest a delivery waits in place behind one of this process
+SETTLE_S = 0.005  # woken, a delivery lets the ack of the one ahead reach the server
 REQUEST_TIMEOUT_S = 5.0
 
 
@@ -87,14 +95,29 @@ class Turns:
             return info.ack_floor.stream_seq if info.ack_floor else 0
 
         self._frontier = Frontier(read_floor)
+        self._relay = Relay()
 
     async def wait(self, task: DeliveryTask, delivered: int) -> Nak | None:
-        """None when its turn has come, else how long to wait (`delivered`: how many times
-        its message has come). Raises BusError."""
+        """None when its turn has come (then `ended` must follow its attempt), else how long
+        to wait (`delivered`: how many times its message has come). Raises BusError."""
         if not await self._frontier.reached(task.order_seq - 1, FRONTIER_PATIENCE_S):
             return Nak(ordering.wait_s(1, delivered))
-        ahead = ordering.earlier(task.order_seq, await self._waiting(task))
-        return Nak(ordering.wait_s(ahead, delivered)) if ahead else None
+        pair = _pair(task)
+        deadline_s = time.monotonic() + RELAY_PATIENCE_S
+        while ahead := ordering.earlier(task.order_seq, await self._waiting(task)):
+            patience_s = deadline_s - time.monotonic()
+            if not await self._relay.behind(pair, task.order_seq, patience_s):
+                self._relay.wake(pair)  # the next one here looks again, rather than sleep on
+                return Nak(ordering.wait_s(ahead, delivered))
+            await asyncio.sleep(SETTLE_S)
+        self._relay.running.add(pair)
+        return None
+
+    def ended(self, task: DeliveryTask) -> None:
+        """The attempt that had its turn is over: the next delivery of its pair here looks."""
+        pair = _pair(task)
+        self._relay.running.discard(pair)
+        self._relay.wake(pair)
 
     async def _waiting(self, task: DeliveryTask) -> list[str]:
         """The subjects of the task's pair that hold a task now."""
@@ -109,6 +132,44 @@ class Turns:
                 f"cannot read the deliveries waiting their turn: {info.error.description}"
             )
         return list(info.state.subjects or {}) if info.state else []
+
+
+class Relay:
+    """The deliveries of each (job, URL) pair running or waiting in this process."""
+
+    def __init__(self) -> None:
+        self.running: set[str] = set()
+        self._waiting: dict[str, list[tuple[int, asyncio.Event]]] = {}
+
+    async def behind(self, pair: str, seq: int, patience_s: float) -> bool:
+        """Wait to be woken, up to `patience_s`, when one ahead of `seq` runs or waits here;
+        False at once when none does."""
+        waiting = self._waiting.setdefault(pair, [])
+        ahead_here = pair in self.running or any(other < seq for other, _ in waiting)
+        if not ahead_here or patience_s <= 0:
+            if not waiting:
+                del self._waiting[pair]
+            return False
+        entry = (seq, asyncio.Event())
+        waiting.append(entry)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry[1].wait(), patience_s)
+        finally:
+            waiting.remove(entry)
+            if not waiting:
+                del self._waiting[pair]
+        return True
+
+    def wake(self, pair: str) -> None:
+        """Wake the first delivery of the pair waiting here and not woken yet, if any."""
+        asleep = [entry for entry in self._waiting.get(pair, ()) if not entry[1].is_set()]
+        if asleep:
+            min(asleep, key=lambda entry: entry[0])[1].set()
+
+
+def _pair(task: DeliveryTask) -> str:
+    return ordering.pair_key(task.job_id or "", task.target.url)
 
 
 class _Error(msgspec.Struct):

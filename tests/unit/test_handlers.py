@@ -189,6 +189,9 @@ class FakeTurns:
         assert task.order_seq, "only an ordered delivery asks for its turn"
         return Nak(wait_s(self._ahead, delivered)) if self._ahead else None
 
+    def ended(self, task: DeliveryTask) -> None:
+        assert not self._ahead, "only a delivery that had its turn ends it"
+
 
 class FakeJobs:
     """Per-job webhook memory in a dictionary, admitting entries as the bucket does."""
