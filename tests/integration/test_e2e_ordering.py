@@ -182,3 +182,33 @@ async def test_order_holds_across_two_replicas_one_killed_and_a_restart(
         f"ordering: {total} deliveries in order in {took_s:.1f}s; {requests} requests, "
         f"{failed} answered 503, {duplicates} duplicates; {at_kill} delivered at the kill"
     )
+
+
+async def test_an_api_webhook_asks_for_ordering(
+    js: JetStreamContext, receiver: Receiver, bridges: Bridges
+) -> None:
+    retried: dict[str, int] = {}
+
+    def fails(_path: str, job: str, step: int) -> bool:
+        """Step 1 of every job fails twice."""
+        retried[job] = retried.get(job, 0) + (step == 1)
+        return step == 1 and retried[job] <= 2
+
+    ledger = Ledger(fails)
+    ledger.judge(receiver, "/api")
+    auth = {"Authorization": "Bearer ordering-token"}
+    bridge = await bridges.start(
+        {"ADMIN_TOKEN": "ordering-token", "WEBHOOK_ALLOW_PRIVATE_URLS": "1"}
+    )
+    hook = {"id": "crm", "url": receiver.url("/api"), "scope": "global", "ordering": "job"}
+    created = await bridge.call("POST", "/webhooks", hook, auth)
+    assert created.status == 201, created.text
+    assert created.json()["ordering"] == "job"
+    refused = await bridge.call("PATCH", "/webhooks/crm", {"ordering": "stream"}, auth)
+    assert refused.status == 400
+    assert "ordering" in refused.json()["error"]
+
+    jobs = [f"api-{i}" for i in range(5)]
+    await publish_events_async(js, job_events(jobs))
+    await bridges.wait_for(lambda: ledger.complete("/api", jobs), 60, "not all delivered")
+    assert ledger.out_of_order() == []

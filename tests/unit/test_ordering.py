@@ -9,7 +9,9 @@ import asyncio
 import msgspec
 import pytest
 
-from bridge.config.webhooks import NamedWebhook
+from bridge.config.settings import load_settings
+from bridge.config.values import ConfigError
+from bridge.config.webhooks import NamedWebhook, parse_webhook
 from bridge.jetstream.ordering import Frontier, Relay
 from bridge.policy import ordering
 from bridge.policy.routing import Target
@@ -205,3 +207,38 @@ async def test_relay_wakes_the_lowest_first() -> None:
     assert not later.done()
     relay.wake("pair")
     await asyncio.wait_for(later, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        pytest.param({}, "none", id="default-none"),
+        pytest.param({"ordering": "job"}, "job", id="job"),
+        pytest.param({"ordering": "JOB"}, "job", id="any-case"),
+        pytest.param({"ordering": None}, "none", id="null-is-absent"),
+    ],
+)
+def test_a_webhook_ordering(node: dict[str, object], expected: str) -> None:
+    hook = parse_webhook({"id": "erp", "url": URL, **node})
+    assert hook.ordering == expected
+
+
+def test_a_bad_webhook_ordering_names_its_field() -> None:
+    with pytest.raises(ConfigError, match=r"^bridge.yaml: webhooks\[0\].ordering: expected one"):
+        parse_webhook({"id": "erp", "url": URL, "ordering": "stream"}, "bridge.yaml: webhooks[0]")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({}, "none", id="default-off"),
+        pytest.param({"WEBHOOK_ORDERING": "job"}, "job", id="on"),
+    ],
+)
+def test_webhook_ordering_setting(env: dict[str, str], expected: str) -> None:
+    assert load_settings(env).ordering == expected
+
+
+def test_a_bad_webhook_ordering_setting_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^WEBHOOK_ORDERING: expected one of none, job"):
+        load_settings({"WEBHOOK_ORDERING": "fifo"})
