@@ -96,6 +96,7 @@ class Turns:
 
         self._frontier = Frontier(read_floor)
         self._relay = Relay()
+        self._turns: dict[int, Here] = {}  # id(task) → the delivery having its turn
 
     async def wait(self, task: DeliveryTask, delivered: int) -> Nak | None:
         """None when its turn has come (then `ended` must follow its attempt), else how long
@@ -103,21 +104,37 @@ class Turns:
         if not await self._frontier.reached(task.order_seq - 1, FRONTIER_PATIENCE_S):
             return Nak(ordering.wait_s(1, delivered))
         pair = _pair(task)
-        deadline_s = time.monotonic() + RELAY_PATIENCE_S
-        while ahead := ordering.earlier(task.order_seq, await self._waiting(task)):
-            patience_s = deadline_s - time.monotonic()
-            if not await self._relay.behind(pair, task.order_seq, patience_s):
-                self._relay.wake(pair)  # the next one here looks again, rather than sleep on
-                return Nak(ordering.wait_s(ahead, delivered))
-            await asyncio.sleep(SETTLE_S)
-        self._relay.running.add(pair)
+        here = self._relay.enter(pair, task.order_seq)
+        try:
+            ahead = await self._ask(task, here)
+        except BaseException:
+            self._relay.leave(pair, here)
+            raise
+        if ahead:
+            self._relay.leave(pair, here)  # the next one here looks, rather than sleep on
+            return Nak(ordering.wait_s(ahead, delivered))
+        self._turns[id(task)] = here
         return None
+
+    async def _ask(self, task: DeliveryTask, here: Here) -> int:
+        """How many deliveries of the pair are ahead of it, once any ahead of it in this
+        process has ended (or RELAY_PATIENCE_S has passed)."""
+        deadline_s = time.monotonic() + RELAY_PATIENCE_S
+        ahead = 0
+        while True:
+            if await self._relay.behind(_pair(task), here, deadline_s - time.monotonic()):
+                await asyncio.sleep(SETTLE_S)  # woken: the ack of the one ahead reaches NATS
+            elif ahead:  # asked, and nothing ahead of it here to wait for
+                return ahead
+            ahead = ordering.earlier(task.order_seq, await self._waiting(task))
+            if not ahead:
+                return 0
 
     def ended(self, task: DeliveryTask) -> None:
         """The attempt that had its turn is over: the next delivery of its pair here looks."""
-        pair = _pair(task)
-        self._relay.running.discard(pair)
-        self._relay.wake(pair)
+        here = self._turns.pop(id(task), None)
+        if here is not None:
+            self._relay.leave(_pair(task), here)
 
     async def _waiting(self, task: DeliveryTask) -> list[str]:
         """The subjects of the task's pair that hold a task now."""
@@ -134,38 +151,48 @@ class Turns:
         return list(info.state.subjects or {}) if info.state else []
 
 
+class Here:
+    """One delivery of a pair present in this process: asking, waiting or attempting."""
+
+    __slots__ = ("seq", "woken")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.woken = asyncio.Event()
+
+
 class Relay:
-    """The deliveries of each (job, URL) pair running or waiting in this process."""
+    """The deliveries of each (job, URL) pair present in this process, so that one waits to
+    be woken when the one ahead of it here is over, rather than asking NATS again."""
 
     def __init__(self) -> None:
-        self.running: set[str] = set()
-        self._waiting: dict[str, list[tuple[int, asyncio.Event]]] = {}
+        self._present: dict[str, list[Here]] = {}
 
-    async def behind(self, pair: str, seq: int, patience_s: float) -> bool:
-        """Wait to be woken, up to `patience_s`, when one ahead of `seq` runs or waits here;
-        False at once when none does."""
-        waiting = self._waiting.setdefault(pair, [])
-        ahead_here = pair in self.running or any(other < seq for other, _ in waiting)
-        if not ahead_here or patience_s <= 0:
-            if not waiting:
-                del self._waiting[pair]
+    def enter(self, pair: str, seq: int) -> Here:
+        here = Here(seq)
+        self._present.setdefault(pair, []).append(here)
+        return here
+
+    def leave(self, pair: str, here: Here) -> None:
+        """It is over (attempted, or handed back): the first one left of the pair looks."""
+        present = self._present[pair]
+        present.remove(here)
+        if present:
+            min(present, key=lambda other: other.seq).woken.set()
+        else:
+            del self._present[pair]
+
+    async def behind(self, pair: str, here: Here, patience_s: float) -> bool:
+        """Wait, up to `patience_s`, to be woken when one ahead of it here is over; False at
+        once when none is ahead of it here."""
+        ahead = any(other.seq < here.seq for other in self._present[pair] if other is not here)
+        if not ahead or patience_s <= 0:
             return False
-        entry = (seq, asyncio.Event())
-        waiting.append(entry)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry[1].wait(), patience_s)
-        finally:
-            waiting.remove(entry)
-            if not waiting:
-                del self._waiting[pair]
+        here.woken.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(patience_s):
+                await here.woken.wait()
         return True
-
-    def wake(self, pair: str) -> None:
-        """Wake the first delivery of the pair waiting here and not woken yet, if any."""
-        asleep = [entry for entry in self._waiting.get(pair, ()) if not entry[1].is_set()]
-        if asleep:
-            min(asleep, key=lambda entry: entry[0])[1].set()
 
 
 def _pair(task: DeliveryTask) -> str:

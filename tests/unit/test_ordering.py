@@ -162,51 +162,36 @@ def test_a_task_without_order_keeps_its_encoding() -> None:
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(plain), type=DeliveryTask).order_seq == 0
 
 
-async def test_relay_no_wait_when_nothing_ahead_runs_here() -> None:
+async def test_relay_no_wait_when_nothing_ahead_of_it_is_here() -> None:
     relay = Relay()
-    assert not await relay.behind("pair", 5, patience_s=10.0)
-    relay.running.add("other")
-    assert not await relay.behind("pair", 5, patience_s=10.0)
+    relay.enter("other", 1)
+    relay.enter("pair", 9)
+    alone = relay.enter("pair", 5)
+    assert not await relay.behind("pair", alone, patience_s=10.0)  # 9 comes after it
 
 
-async def test_relay_wakes_each_waiting_one_once_lowest_first() -> None:
+async def test_relay_wakes_the_lowest_one_left_when_one_is_over() -> None:
     relay = Relay()
-    relay.running.add("pair")
-    woken: list[int] = []
-
-    async def wait(seq: int) -> None:
-        assert await relay.behind("pair", seq, patience_s=10.0)
-        woken.append(seq)
-
-    waiting = [asyncio.create_task(wait(seq)) for seq in (9, 7, 8)]
-    await asyncio.sleep(0)  # all three are waiting now
-    relay.running.discard("pair")
-    relay.wake("pair")
-    relay.wake("pair")  # before the first one woken has left: the next one
-    relay.wake("pair")
-    await asyncio.wait_for(asyncio.gather(*waiting), 1.0)
-    assert sorted(woken) == [7, 8, 9]
-    assert not await relay.behind("pair", 10, patience_s=10.0)  # nobody left ahead here
+    head = relay.enter("pair", 3)
+    nine, seven = relay.enter("pair", 9), relay.enter("pair", 7)
+    waiting_nine = asyncio.create_task(relay.behind("pair", nine, patience_s=10.0))
+    waiting_seven = asyncio.create_task(relay.behind("pair", seven, patience_s=10.0))
+    await asyncio.sleep(0)
+    relay.leave("pair", head)
+    assert await asyncio.wait_for(waiting_seven, 1.0)
+    assert not waiting_nine.done()
+    relay.leave("pair", seven)
+    assert await asyncio.wait_for(waiting_nine, 1.0)
+    relay.leave("pair", nine)
+    assert not await relay.behind("pair", relay.enter("pair", 1), patience_s=10.0)
 
 
 async def test_relay_waits_at_most_its_patience() -> None:
     relay = Relay()
-    relay.running.add("pair")
-    assert await relay.behind("pair", 3, patience_s=0.01)  # not woken: looks again anyway
-    assert not await relay.behind("pair", 3, patience_s=0.0)
-
-
-async def test_relay_wakes_the_lowest_first() -> None:
-    relay = Relay()
-    relay.running.add("pair")
-    later = asyncio.create_task(relay.behind("pair", 9, patience_s=10.0))
-    first = asyncio.create_task(relay.behind("pair", 7, patience_s=10.0))
-    await asyncio.sleep(0)
-    relay.wake("pair")
-    await asyncio.wait_for(first, 1.0)
-    assert not later.done()
-    relay.wake("pair")
-    await asyncio.wait_for(later, 1.0)
+    relay.enter("pair", 1)
+    later = relay.enter("pair", 2)
+    assert await relay.behind("pair", later, patience_s=0.01)  # not woken: asks anyway
+    assert not await relay.behind("pair", later, patience_s=0.0)
 
 
 @pytest.mark.parametrize(
