@@ -13,7 +13,8 @@ subjects a newer version added):
 - `<durable>-tasks`: a work-queue stream of deliveries waiting for a (re)try, with a durable
   consumer of the same name; retries wait there under `nak(delay)`, outside the events
   consumer, so a dead endpoint's backlog never counts against the events' ack-pending limit;
-  first attempts deferred together to a saturated URL wait there as one batch message;
+  first attempts deferred together to a saturated URL wait there as one batch message, and
+  ordered deliveries on their (job, URL) pair's own subject (`bridge.policy.ordering`);
 - the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
 - the delivery log (`DELIVERY_LOG_STREAM`, `greenlight.webhooks.log.>`), one record per attempt;
 - the audit trail (`GREENLIGHT_WEBHOOKS_AUDIT`, `greenlight.webhooks.audit.>`, `AUDIT_MAX_AGE`);
