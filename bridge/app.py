@@ -191,12 +191,14 @@ class Bridge:
             spans=self.spans,
             holding=holding,
         )
-        on_task = TaskHandler(
-            settings, dispatcher=dispatcher, limiter=limiter, rates=rates, holding=holding
-        )
         turns = Turns(nc, settings)
         on_task = TaskHandler(
-            settings, dispatcher=dispatcher, limiter=limiter, rates=rates, turns=turns
+            settings,
+            dispatcher=dispatcher,
+            limiter=limiter,
+            rates=rates,
+            turns=turns,
+            holding=holding,
         )
         return await _consumer_loops(js, settings, on_event, on_task)
 

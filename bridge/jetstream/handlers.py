@@ -192,14 +192,12 @@ class EventHandler:
                 if shaped is None:
                     continue
                 task = shaped
-            held = self._holding.first(task) if self._holding else None
-            if held is not None or self._saturated(target.url):
-                deferred.append(self._dispatcher.defer(held or task))
             task = ordering.in_turn(
                 task, self._dispatcher.webhook(task), self._ordering, event.sequence
             )
-            if task.order_seq or self._saturated(target.url):  # ordered: waits as a task
-                deferred.append(self._dispatcher.defer(task))
+            held = self._holding.first(task) if self._holding else None
+            if held is not None or task.order_seq or self._saturated(target.url):
+                deferred.append(self._dispatcher.defer(held or task))  # ordered: as a task
             else:
                 now.append(task)
         try:
@@ -373,10 +371,8 @@ class TaskHandler:
             log.error("dropping unreadable task", seq=msg.metadata.sequence.stream)
             return TERM
         if items is None:
-            return await self._due(first)
-        return await self._split(items, first)
             return await self._due(first, msg.metadata.num_delivered or 1)
-        return await self._split(items, first.target.url)
+        return await self._split(items, first)
 
     async def _due(self, task: DeliveryTask, delivered: int) -> Decision:
         wait_s = task.not_before_s - self._clock()

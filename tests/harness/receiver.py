@@ -151,8 +151,6 @@ class Receiver:
         received = Received(
             request.method, request.path, headers, body, arrived_at, port, self.in_flight
         )
-        received = Received(request.method, request.path, headers, body, arrived_at)
-        received = Received(request.method, request.path, headers, body, arrived_at, port)
         self.requests.append(received)
         policy = self._policies.setdefault(request.path, ReplyPolicy())
         if policy.decide is not None:
