@@ -31,6 +31,7 @@ from bridge.jetstream.handlers import EventHandler, TaskHandler, event_size_limi
 from bridge.jetstream.holding import Holding
 from bridge.jetstream.job_webhooks import JobWebhooks
 from bridge.jetstream.ops_events import OpsEvents
+from bridge.jetstream.ordering import Turns
 from bridge.jetstream.rate_limits import RateLimits
 from bridge.jetstream.receiver_signals import ReceiverSignals
 from bridge.jetstream.webhook_store import WebhookStore
@@ -190,8 +191,14 @@ class Bridge:
             spans=self.spans,
             holding=holding,
         )
+        turns = Turns(nc, settings)
         on_task = TaskHandler(
-            settings, dispatcher=dispatcher, limiter=limiter, rates=rates, holding=holding
+            settings,
+            dispatcher=dispatcher,
+            limiter=limiter,
+            rates=rates,
+            turns=turns,
+            holding=holding,
         )
         return await _consumer_loops(js, settings, on_event, on_task)
 

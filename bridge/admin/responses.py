@@ -73,6 +73,7 @@ class WebhookDetail(msgspec.Struct, frozen=True, kw_only=True):
     timeout: str | None
     max_retry: int | None
     format: Format
+    ordering: Literal["none", "job"]
     revision: int | None
     created_at: str | None
     updated_at: str | None
@@ -103,6 +104,7 @@ class WebhookInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout: str | float | None = None
     max_retry: int | None = None
     format: Format | None = None
+    ordering: Literal["none", "job"] | None = None
 
 
 class RotateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -309,6 +309,7 @@ async def _patched(
 def editable(hook: NamedWebhook) -> dict[str, Any]:
     """The fields a merge patch applies to, with their real values (header values too)."""
     fields = {key: getattr(hook, key) for key in ("id", "url", "description", "scope", "active")}
+    fields["ordering"] = hook.ordering
     optional = {"transform": hook.transform, "rate_limit": hook.rate_limit}
     optional |= {"timeout": hook.timeout_s, "max_retry": hook.max_retry}
     return {
@@ -403,6 +404,7 @@ async def _detail(
         timeout=format_duration(hook.timeout_s) if hook.timeout_s else None,
         max_retry=hook.max_retry,
         format=hook.format,
+        ordering=hook.ordering,
         revision=revision,
         created_at=stored.created_at if stored else None,
         updated_at=stored.updated_at if stored else None,

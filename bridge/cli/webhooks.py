@@ -36,7 +36,7 @@ LIST_COLUMNS = ("ID", "SOURCE", "ACTIVE", "SCOPE", "EVENTS", "STATUS", "MESSAGE"
 ATTEMPT_COLUMNS = ("AT", "EVENT", "TRY", "RESULT", "NEXT", "DELIVERY")
 SHOWN = (
     *("id", "source", "url", "description", "scope", "events", "tenants", "active"),
-    *("headers", "transform", "rate_limit", "timeout", "max_retry", "revision"),
+    *("headers", "transform", "rate_limit", "timeout", "max_retry", "ordering", "revision"),
     *("status", "message"),
     *("format", "public_key"),
 )
@@ -45,6 +45,7 @@ FIELDS = (
     *("url", "description", "scope", "events", "tenants"),
     *("transform", "rate_limit", "timeout", "max_retry"),
     "format",
+    *("transform", "rate_limit", "timeout", "max_retry", "ordering"),
 )
 CLEARABLE = ("description", "transform", "rate_limit", "timeout", "max_retry")
 SECRET_NOTE = "Save the secret now: it will not be shown again."
@@ -112,6 +113,7 @@ def _fields(action: argparse.ArgumentParser, adding: bool) -> argparse.ArgumentP
         "--max-retry", type=_retries, metavar="N", help="retries before dead-lettering"
     )
     action.add_argument("--format", choices=get_args(Format), help="body format (default raw)")
+    action.add_argument("--ordering", choices=("none", "job"), help="job: each job in order")
     return action
 
 

@@ -184,6 +184,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     proxy_url: Annotated[ProxyUrl | None, Env("WEBHOOK_PROXY_URL", "", _proxy_url)]
     """egress proxy every delivery goes through, `http://[user:pass@]host:port` (CONNECT for
     https targets; credentials sent as `Proxy-Authorization`, never shown)"""
+    ordering: Annotated[str, Env("WEBHOOK_ORDERING", "none", _choice("none", "job"))]
+    """`job`: deliveries of one job to one default or per-job URL arrive in stream order,
+    the next only once the previous is delivered or dead-lettered (named webhooks set their
+    own `ordering`)"""
     http_host: Annotated[str, Env("HTTP_HOST", "0.0.0.0", _text)]
     """address of the health, readiness, metrics and admin server"""
     http_port: Annotated[int, Env("HTTP_PORT", 8080, _port)]

@@ -52,6 +52,7 @@ def _webhook(hook: NamedWebhook) -> dict[str, Any]:
         "max_retry": hook.max_retry,
         "format": hook.format,
         "public_keys": [asymmetric.public_key(k) for k in keys if asymmetric.is_private_key(k)],
+        "ordering": hook.ordering,
     }
 
 

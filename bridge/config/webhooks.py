@@ -31,6 +31,7 @@ from bridge.policy import transform
 
 Scope = Literal["global", "on_demand"]
 Format = Literal["raw", "cloudevents", "cloudevents-binary"]  # bridge.policy.framing
+Ordering = Literal["none", "job"]
 Source = Literal["config", "api"]
 # Set by the bridge, or would change how the request is framed or routed.
 RESERVED_HEADERS = frozenset(
@@ -71,6 +72,7 @@ class WebhookOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_retry: int | None = None
     format: Format = "raw"
     disabled_reason: str | None = None  # set when the bridge disabled it (SPEC §11)
+    ordering: Ordering = "none"
 
 
 class NamedWebhook(WebhookOptions, frozen=True, kw_only=True):
@@ -175,6 +177,7 @@ PARSERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "timeout": ("timeout_s", as_positive_duration),
     "max_retry": ("max_retry", int_between(0, 100)),
     "format": ("format", one_of(*get_args(Format))),
+    "ordering": ("ordering", one_of("none", "job")),
 }
 API_KEYS = frozenset(PARSERS) | {"secret"}
 YAML_KEYS = API_KEYS | {"secrets"}

@@ -13,7 +13,8 @@ subjects a newer version added):
 - `<durable>-tasks`: a work-queue stream of deliveries waiting for a (re)try, with a durable
   consumer of the same name; retries wait there under `nak(delay)`, outside the events
   consumer, so a dead endpoint's backlog never counts against the events' ack-pending limit;
-  first attempts deferred together to a saturated URL wait there as one batch message;
+  first attempts deferred together to a saturated URL wait there as one batch message, and
+  ordered deliveries on their (job, URL) pair's own subject (`bridge.policy.ordering`);
 - the dead-letter stream (`DLQ_STREAM`, `greenlight.webhooks.dlq.>`);
 - the delivery log (`DELIVERY_LOG_STREAM`, `greenlight.webhooks.log.>`), one record per attempt;
 - the audit trail (`GREENLIGHT_WEBHOOKS_AUDIT`, `greenlight.webhooks.audit.>`, `AUDIT_MAX_AGE`);
@@ -53,6 +54,7 @@ from nats.js.kv import KeyValue
 
 from bridge.config.secret import redact_url
 from bridge.config.settings import Settings, nats_tls_context
+from bridge.policy import ordering
 from bridge.policy.audit import AUDIT_STREAM, AUDIT_SUBJECT_PREFIX
 from bridge.policy.dead_letter import DLQ_SUBJECT_PREFIX
 from bridge.policy.ops import OPS_MAX_AGE_S, OPS_STREAM, OPS_SUBJECT_PREFIX
@@ -114,6 +116,13 @@ def max_body_bytes(nc: Client) -> int:
 
 def tasks_subject(settings: Settings) -> str:
     return f"{settings.tasks_stream}.due"
+
+
+def task_subject(settings: Settings, task: DeliveryTask) -> str:
+    """Where a single task waits: an ordered delivery on its (job, URL) pair's own subject."""
+    if task.order_seq:
+        return ordering.subject(settings.tasks_stream, task)
+    return tasks_subject(settings)
 
 
 def batch_subject(settings: Settings, count: int | None = None) -> str:
@@ -213,7 +222,7 @@ async def publish_task(
     js: JetStreamContext, settings: Settings, task: DeliveryTask, patience_s: float
 ) -> None:
     """Queue a delivery task for the tasks consumer (first try, retry or replay)."""
-    await publish(js, tasks_subject(settings), encode_task(task), task.message_id, patience_s)
+    await publish(js, task_subject(settings, task), encode_task(task), task.message_id, patience_s)
 
 
 async def publish_tasks(
@@ -225,7 +234,8 @@ async def publish_tasks(
 ) -> None:
     """Queue tasks for one URL (encoded as `payloads`): one alone, more as one batch."""
     if len(tasks) == 1:
-        subject, payload, msg_id = tasks_subject(settings), payloads[0], tasks[0].message_id
+        subject, payload = task_subject(settings, tasks[0]), payloads[0]
+        msg_id = tasks[0].message_id
     else:
         subject, payload = batch_subject(settings, len(tasks)), encode_batch(payloads)
         msg_id = batch_message_id(tasks)
@@ -490,7 +500,8 @@ def _events_stream(settings: Settings) -> StreamConfig:
 
 
 def _tasks_stream(settings: Settings) -> StreamConfig:
-    subjects = [tasks_subject(settings), batch_subject(settings)]
+    ordered = ordering.wildcard(settings.tasks_stream)
+    subjects = [tasks_subject(settings), batch_subject(settings), ordered]
     return _stream(settings.tasks_stream, subjects, retention=RetentionPolicy.WORK_QUEUE)
 
 

@@ -156,7 +156,10 @@ class Dispatcher:
 
     def defer(self, task: DeliveryTask) -> asyncio.Future[None]:
         """Queue a first attempt for the task consumer while its endpoint is saturated; done
-        once stored. Deferrals to one URL in one loop iteration share a batch message."""
+        once stored. Deferrals to one URL in one loop iteration share a batch message; an
+        ordered delivery waits alone on its own subject (`bridge.policy.ordering`)."""
+        if task.order_seq:
+            return asyncio.ensure_future(self._queue(task))
         return self._deferrals.submit(task)
 
     async def requeue(self, singles: list[DeliveryTask], rest: list[DeliveryTask]) -> None:

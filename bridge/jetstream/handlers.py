@@ -34,11 +34,12 @@ from bridge.jetstream.bus import batch_subject, tasks_subject
 from bridge.jetstream.dispatch import Dispatcher
 from bridge.jetstream.holding import Holding
 from bridge.jetstream.job_webhooks import JobWebhooks
+from bridge.jetstream.ordering import Turns
 from bridge.jetstream.rate_limits import RateLimits
 from bridge.observability.logs import log
 from bridge.observability.metrics import Metrics
 from bridge.observability.tracing import Spans
-from bridge.policy import dead_letter, transform
+from bridge.policy import dead_letter, ordering, transform
 from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted
 from bridge.policy.events import Event, InvalidEvent, decode_event, subject_prefixes
@@ -87,6 +88,7 @@ class EventHandler:
         self._limiter = limiter
         self._metrics = metrics
         self._prefixes = subject_prefixes(settings.nats_subjects)
+        self._ordering = settings.ordering
 
     async def __call__(self, msg: Msg) -> Decision:
         event = self._decode(msg)
@@ -115,6 +117,7 @@ class EventHandler:
             prefixes=self._prefixes,
             max_webhooks=self._max_webhooks,
             trace=self._trace(headers),
+            sequence=meta.sequence.stream,
         )
 
     def _trace(self, headers: dict[str, str]) -> TraceContext | None:
@@ -189,9 +192,12 @@ class EventHandler:
                 if shaped is None:
                     continue
                 task = shaped
+            task = ordering.in_turn(
+                task, self._dispatcher.webhook(task), self._ordering, event.sequence
+            )
             held = self._holding.first(task) if self._holding else None
-            if held is not None or self._saturated(target.url):
-                deferred.append(self._dispatcher.defer(held or task))
+            if held is not None or task.order_seq or self._saturated(target.url):
+                deferred.append(self._dispatcher.defer(held or task))  # ordered: as a task
             else:
                 now.append(task)
         try:
@@ -337,20 +343,24 @@ class TaskHandler:
         dispatcher: Dispatcher,
         limiter: EndpointLimiter,
         rates: RateLimits,
+        turns: Turns,
         clock: Callable[[], float] = time.time,
         holding: Holding | None = None,
     ) -> None:
         self._holding = holding
         self._dispatcher = dispatcher
+        self._turns = turns
         self._pacing = Pacing(dispatcher, rates, clock)
         self._limiter = limiter
         self._clock = clock
         self._task_subject = tasks_subject(settings)
         self._batch_prefix = batch_subject(settings).removesuffix("*")
+        self._ordered_prefix = ordering.prefix(settings.tasks_stream)
 
     async def __call__(self, msg: Msg) -> Decision:
         batch = msg.subject.startswith(self._batch_prefix)
-        if not batch and msg.subject != self._task_subject:
+        single = msg.subject == self._task_subject or msg.subject.startswith(self._ordered_prefix)
+        if not batch and not single:
             # a kind of task only a newer version writes (a rolling upgrade): hand it back
             log.error("task of an unknown kind left for a newer replica", subject=msg.subject)
             return LEAVE_FOR_NEWER
@@ -361,14 +371,25 @@ class TaskHandler:
             log.error("dropping unreadable task", seq=msg.metadata.sequence.stream)
             return TERM
         if items is None:
-            return await self._due(first)
+            return await self._due(first, msg.metadata.num_delivered or 1)
         return await self._split(items, first)
 
-    async def _due(self, task: DeliveryTask) -> Decision:
+    async def _due(self, task: DeliveryTask, delivered: int) -> Decision:
         wait_s = task.not_before_s - self._clock()
         if wait_s > DUE_MARGIN_S:
             return Nak(wait_s)
+        if task.order_seq:
+            return await self._in_turn(task, delivered)
         return await self._run(task)
+
+    async def _in_turn(self, task: DeliveryTask, delivered: int) -> Decision:
+        """An ordered delivery runs once the earlier ones of its job and URL are done."""
+        if not_yet := await self._turns.wait(task, delivered):
+            return not_yet
+        try:
+            return await self._run(task)
+        finally:
+            self._turns.ended(task)
 
     async def _run(self, task: DeliveryTask) -> Decision:
         standing = self._dispatcher.standing(task)

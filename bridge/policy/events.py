@@ -42,6 +42,7 @@ class Event(msgspec.Struct, frozen=True):
     published_at_s: float
     dropped_webhooks: tuple[str, ...] = ()  # entries past the limits, to be dead-lettered
     trace: TraceContext | None = None  # its W3C trace context (`bridge.policy.trace_context`)
+    sequence: int = 0  # its stream sequence: the order of a job's events (`ordering`)
 
 
 class InvalidEvent(msgspec.Struct, frozen=True):
@@ -73,6 +74,7 @@ def decode_event(
     prefixes: tuple[tuple[str, ...], ...],
     max_webhooks: int,
     trace: TraceContext | None = None,
+    sequence: int = 0,
 ) -> Event | InvalidEvent:
     """Decode one published message; it keeps at most `max_webhooks` per-job entries.
     `trace` is the message's trace context, kept with the result."""
@@ -93,6 +95,7 @@ def decode_event(
             published_at_s=published_at_s,
             dropped_webhooks=entries.dropped,
             trace=trace,
+            sequence=sequence,
         )
     except _Invalid as invalid:
         return InvalidEvent(event_id, subject, str(invalid), data, invalid.reason, trace)

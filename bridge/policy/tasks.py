@@ -52,6 +52,7 @@ class DeliveryTask(msgspec.Struct, frozen=True, kw_only=True):
     trace: TraceContext | None = None  # the event's, sent on every attempt
     held_since_s: float = 0.0  # when it began to wait for its endpoint to recover, if it did
     free_attempts: int = 0  # attempts that failed while the endpoint was down: no retry spent
+    order_seq: int = 0  # its event's stream sequence when it waits its turn (`ordering`)
 
     @property
     def charged_attempts(self) -> int:

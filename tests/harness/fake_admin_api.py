@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "rate_limit": None,
     "timeout": None,
     "max_retry": None,
+    "ordering": "none",
 }
 WRITABLE = {"id", "url", "secret", *DEFAULTS}
 SUCCESS = {

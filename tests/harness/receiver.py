@@ -7,6 +7,7 @@ has its own reply policy, which a test may change at any time:
     receiver.reply("/b", 429, headers={"Retry-After": "1"})
     receiver.hang("/c")                     # never answer (until the receiver stops)
     receiver.slow("/d", 0.3)                # 200 after 0.3 s
+    receiver.judge("/e", decide)            # the status decide(request) picks, per request
 
 Paths without a policy answer 200.
 """
@@ -17,6 +18,7 @@ import asyncio
 import json
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,7 @@ class ReplyPolicy:
     hang: bool = False
     delay_s: float = 0.0
     served: int = 0
+    decide: Callable[[Received], int] | None = None
 
     def next_status(self) -> int:
         status = self.statuses[min(self.served, len(self.statuses) - 1)]
@@ -112,6 +115,10 @@ class Receiver:
         """Answer `path` with 200 after `delay_s` (a receiver that takes its time)."""
         self._policies[path] = ReplyPolicy(delay_s=delay_s)
 
+    def judge(self, path: str, decide: Callable[[Received], int]) -> None:
+        """Answer each request to `path` with the status `decide` picks for it."""
+        self._policies[path] = ReplyPolicy(decide=decide)
+
     def hang(self, path: str) -> None:
         """Never answer requests to `path` (they are still recorded)."""
         self._policies[path] = ReplyPolicy(hang=True)
@@ -146,6 +153,8 @@ class Receiver:
         )
         self.requests.append(received)
         policy = self._policies.setdefault(request.path, ReplyPolicy())
+        if policy.decide is not None:
+            return web.Response(status=policy.decide(received))
         if policy.hang:
             await self._release.wait()
             return web.Response(status=503)

@@ -18,6 +18,7 @@ from nats.js.api import StreamConfig
 from bridge.config.settings import Settings, load_settings
 from bridge.jetstream import bus, lag
 from bridge.observability.metrics import Metrics
+from bridge.policy import ordering
 from bridge.policy.routing import Target
 from bridge.policy.tasks import DeliveryTask, decode_batch, decode_task, encode_task
 
@@ -118,7 +119,8 @@ async def test_a_tasks_stream_made_by_an_older_version_gains_the_batch_subject(
     await js.add_stream(old, retention="workqueue")
     await bus.ensure_topology(js, settings)
     subjects = (await js.stream_info(settings.tasks_stream)).config.subjects
-    assert subjects == [bus.tasks_subject(settings), bus.batch_subject(settings)]
+    ordered = ordering.wildcard(settings.tasks_stream)  # per-job ordering's, added since
+    assert subjects == [bus.tasks_subject(settings), bus.batch_subject(settings), ordered]
 
 
 def _task(url: str, n: int) -> DeliveryTask:

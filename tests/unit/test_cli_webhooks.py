@@ -81,6 +81,7 @@ async def test_add_maps_every_option_to_the_body(cli: Cli, api: FakeAdminApi) ->
         *("--scope", "global", "--header", "X-Env: prod", "--header", "X-Team:ops"),
         *("--transform", "{id: job_id}", "--rate-limit", "5", "--timeout", "10s"),
         *("--max-retry", "0", "--description", "the ERP", "--inactive"),
+        *("--ordering", "job"),
     )
     assert result.code == 0, result.err
     assert api.requests[-1].method == "POST"
@@ -97,6 +98,7 @@ async def test_add_maps_every_option_to_the_body(cli: Cli, api: FakeAdminApi) ->
         "rate_limit": 5,
         "timeout": "10s",
         "max_retry": 0,
+        "ordering": "job",
         "description": "the ERP",
         "active": False,
     }

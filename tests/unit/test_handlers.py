@@ -30,6 +30,7 @@ from bridge.observability.metrics import Metrics
 from bridge.policy.dead_letter import DeadLetter
 from bridge.policy.decisions import ACK, TERM, Decision, Nak
 from bridge.policy.entries import Admitted, admit
+from bridge.policy.ordering import subject, wait_s
 from bridge.policy.routing import Router, Standing, Target, standing
 from bridge.policy.tasks import DeliveryTask, encode_batch, encode_task
 from bridge.policy.trace_context import TraceContext
@@ -61,6 +62,7 @@ SHAPED = NamedWebhook(
 BROKEN = NamedWebhook(id="crm", url=HOOK_URL, scope="global", source="api", transform="abs(job_id)")
 PAUSED = NamedWebhook(id="crm", url=HOOK_URL, source="api", active=False)
 LIMITED = NamedWebhook(id="crm", url=HOOK_URL, scope="global", source="api", rate_limit=0.1)
+ORDERED = NamedWebhook(id="crm", url=HOOK_URL, scope="global", source="api", ordering="job")
 
 
 # --- fakes: what the handlers are given instead of NATS, HTTP and the clock ---
@@ -177,6 +179,20 @@ class FakeRates:
         return slot_s
 
 
+class FakeTurns:
+    """`ahead` deliveries of the task's (job, URL) pair go before it."""
+
+    def __init__(self, ahead: int) -> None:
+        self._ahead = ahead
+
+    async def wait(self, task: DeliveryTask, delivered: int) -> Nak | None:
+        assert task.order_seq, "only an ordered delivery asks for its turn"
+        return Nak(wait_s(self._ahead, delivered)) if self._ahead else None
+
+    def ended(self, task: DeliveryTask) -> None:
+        assert not self._ahead, "only a delivery that had its turn ends it"
+
+
 class FakeJobs:
     """Per-job webhook memory in a dictionary, admitting entries as the bucket does."""
 
@@ -210,6 +226,8 @@ class World:
     webhooks: tuple[NamedWebhook, ...] = ()
     rate_every_s: float = 10.0
     rate_first_in_s: float = 0.0
+    ahead: int = 0
+    ordering: str = "none"
 
     def __post_init__(self) -> None:
         self.rates: Any = FakeRates(self.rate_every_s, self.rate_first_in_s)
@@ -222,7 +240,7 @@ class World:
         fakes: Any = (FakeJobs(self.jobs), self.dispatcher, self.limiter)
         jobs, dispatcher, limiter = fakes
         return EventHandler(
-            SETTINGS,
+            msgspec.structs.replace(SETTINGS, ordering=self.ordering),
             router=self.router,
             jobs=jobs,
             dispatcher=dispatcher,
@@ -234,10 +252,15 @@ class World:
         )
 
     def task_handler(self) -> TaskHandler:
-        fakes: Any = (self.dispatcher, self.limiter)
-        dispatcher, limiter = fakes
+        fakes: Any = (self.dispatcher, self.limiter, FakeTurns(self.ahead))
+        dispatcher, limiter, turns = fakes
         return TaskHandler(
-            SETTINGS, dispatcher=dispatcher, limiter=limiter, rates=self.rates, clock=lambda: NOW_S
+            SETTINGS,
+            dispatcher=dispatcher,
+            limiter=limiter,
+            rates=self.rates,
+            turns=turns,
+            clock=lambda: NOW_S,
         )
 
 
@@ -415,6 +438,34 @@ PLAIN = event(event="job.completed", job_id="j-1")
             [("booked", HOOK_URL, 5.0), ("attempt", DEFAULT)],
             id="rate-limited-stored-for-its-slot",
         ),
+        pytest.param(
+            PLAIN,
+            World(webhooks=(ORDERED,)),
+            ACK,
+            [("deferred", HOOK_URL), ("attempt", DEFAULT)],
+            id="ordered-webhook-waits-its-turn-as-a-task",
+        ),
+        pytest.param(
+            PLAIN,
+            World(ordering="job"),
+            ACK,
+            [("deferred", DEFAULT)],
+            id="ordered-default-url",
+        ),
+        pytest.param(
+            event(event="job.completed", job_id="j-1", webhook=[JOB_A]),
+            World(ordering="job", webhooks=(LIMITED,)),
+            ACK,
+            [("deferred", DEFAULT), ("deferred", JOB_A), ("attempt", HOOK_URL)],
+            id="ordered-per-job-url-not-the-unordered-webhook",
+        ),
+        pytest.param(
+            event(event="workflow.finished"),
+            World(ordering="job"),
+            ACK,
+            [("attempt", DEFAULT)],
+            id="no-job-no-order",
+        ),
     ],
 )
 async def test_event(
@@ -518,6 +569,12 @@ def single(the_task: DeliveryTask) -> FakeMsg:
     return FakeMsg(TASKS, encode_task(the_task))
 
 
+def ordered(delivered: int = 1, not_before_s: float = 0.0) -> FakeMsg:
+    the_task = msgspec.structs.replace(task(not_before_s=not_before_s), order_seq=7)
+    where = subject(SETTINGS.tasks_stream, the_task)
+    return FakeMsg(where, encode_task(the_task), delivered=delivered)
+
+
 def batch(count: int) -> FakeMsg:
     payloads = [encode_task(task(n=n)) for n in range(count)]
     return FakeMsg(batch_subject(SETTINGS, count), encode_batch(payloads))
@@ -611,6 +668,13 @@ def batch(count: int) -> FakeMsg:
             LEAVE_FOR_NEWER,
             [],
             id="unknown-kind-left-for-a-newer-replica",
+        ),
+        pytest.param(ordered(), World(), ACK, [("attempt", DEFAULT)], id="ordered-its-turn"),
+        pytest.param(
+            ordered(delivered=3), World(ahead=2), Nak(wait_s(2, 3)), [], id="ordered-waits"
+        ),
+        pytest.param(
+            ordered(not_before_s=NOW_S + 5), World(), Nak(5.0), [], id="ordered-retry-not-due"
         ),
     ],
 )
