@@ -10,18 +10,14 @@ the key is deleted (`nats kv del <durable>-disabled <id>`), which re-enables it 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
 from bridge.config.webhooks import NamedWebhook
-from bridge.jetstream.bus import Conflict, NoAnswer, nats_errors
+from bridge.jetstream.bus import Conflict, nats_errors
+from bridge.jetstream.kv_watch import follow_bucket
 from bridge.jetstream.webhook_store import kv_key, webhook_id_of
-from bridge.observability.logs import log
 from bridge.policy.routing import Router
-
-WATCH_POLL_S = 1.0
-WATCH_RETRY_S = 2.0
 
 
 class DisabledWebhooks:
@@ -43,32 +39,15 @@ class DisabledWebhooks:
         return True
 
     async def follow(self, stopping: asyncio.Event) -> None:
-        """Watch the bucket until `stopping`; a failed watch is restarted after a pause."""
-        while not stopping.is_set():
-            try:
-                await self._follow(stopping)
-            except Exception as error:  # the webhooks disabled so far stay so meanwhile
-                log.warning("disabled webhooks watch restarting", error=str(error) or repr(error))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), WATCH_RETRY_S)
+        """Watch the bucket until `stopping`; the webhooks disabled so far stay so while a
+        failed watch is restarted."""
+        await follow_bucket(self._kv, stopping, self._take, "disabled webhooks")
 
-    async def _follow(self, stopping: asyncio.Event) -> None:
-        async with nats_errors("cannot watch the disabled webhooks"):
-            watcher = await self._kv.watchall()
-        try:
-            while not stopping.is_set():
-                try:
-                    async with nats_errors("disabled webhooks watch"):
-                        entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
-                except NoAnswer:
-                    continue
-                if entry is not None:
-                    deleted = entry.operation in (KV_DEL, KV_PURGE)
-                    reason = None if deleted else (entry.value or b"").decode(errors="replace")
-                    self._set(webhook_id_of(entry.key), reason)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+    def _take(self, entry: KeyValue.Entry | None) -> None:
+        if entry is not None:
+            deleted = entry.operation in (KV_DEL, KV_PURGE)
+            reason = None if deleted else (entry.value or b"").decode(errors="replace")
+            self._set(webhook_id_of(entry.key), reason)
 
     def _set(self, webhook_id: str, reason: str | None) -> None:
         if self._reasons.get(webhook_id) == reason:

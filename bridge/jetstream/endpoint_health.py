@@ -32,7 +32,8 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from bridge.config.settings import Settings
 from bridge.delivery.attempt import AttemptResult
 from bridge.delivery.slots import EndpointLimiter, origin_of
-from bridge.jetstream.bus import BusError, Conflict, NoAnswer, nats_errors
+from bridge.jetstream.bus import BusError, Conflict, nats_errors
+from bridge.jetstream.kv_watch import follow_bucket
 from bridge.jetstream.ops_events import OpsEvents
 from bridge.observability.logs import log
 from bridge.policy import breaker as breakers
@@ -44,8 +45,6 @@ HOLD_RECHECK_S = 5.0  # a held delivery looks at its endpoint again at least thi
 HOLD_RECHECK_MIN_S = 0.5
 HOLD_JITTER = 0.2
 PROBE_LEASE_MARGIN_S = 5.0
-WATCH_POLL_S = 1.0
-WATCH_RETRY_S = 2.0
 SETTLE_S = 2.0
 MAX_TRACKED = 10_000  # origins with a failure count, or an adaptive limit, kept in memory
 
@@ -297,29 +296,9 @@ class EndpointHealth:
     # --- following the bucket
 
     async def follow(self, stopping: asyncio.Event) -> None:
-        """Watch the bucket until `stopping`; a failed watch is restarted after a pause."""
-        while not stopping.is_set():
-            try:
-                await self._follow(stopping)
-            except Exception as error:  # the breakers known stay in force meanwhile
-                log.warning("endpoint watch restarting", error=str(error) or repr(error))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), WATCH_RETRY_S)
-
-    async def _follow(self, stopping: asyncio.Event) -> None:
-        async with nats_errors("cannot watch the endpoints bucket"):
-            watcher = await self._kv.watchall()
-        try:
-            while not stopping.is_set():
-                try:
-                    async with nats_errors("endpoint watch"):
-                        entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
-                except NoAnswer:
-                    continue
-                self._take(entry)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+        """Watch the bucket until `stopping`; the breakers known stay in force while a failed
+        watch is restarted."""
+        await follow_bucket(self._kv, stopping, self._take, "endpoints bucket")
 
     def _take(self, entry: KeyValue.Entry | None) -> None:
         if entry is None:

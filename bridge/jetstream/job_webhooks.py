@@ -19,19 +19,17 @@ fits in one NATS message); `remember` reports the entries it could not keep.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 
 import msgspec
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
-from bridge.jetstream.bus import Conflict, NoAnswer, found, nats_errors
-from bridge.observability.logs import log
+from bridge.jetstream.bus import Conflict, found, nats_errors
+from bridge.jetstream.kv_watch import follow_bucket
 from bridge.policy.entries import Admitted
 from bridge.policy.job_mirror import Entries, JobMirror
 
 _ENTRIES = msgspec.json.Decoder(list[str])
-WATCH_POLL_S = 1.0
 WATCH_RETRY_S = 5.0
 MIRROR_MAX_JOBS = 100_000
 
@@ -101,35 +99,29 @@ class JobWebhooks:
         return self._mirror.add(key, await self._load(key))
 
     async def mirror(self, stopping: asyncio.Event) -> None:
-        """Follow the bucket until `stopping`; a failed watch is restarted after a pause."""
-        while not stopping.is_set():
-            try:
-                await self._follow(stopping)
-            except Exception as error:  # look-ups fall back to the bucket meanwhile
-                log.warning("job webhook mirror restarting", error=str(error) or repr(error))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), WATCH_RETRY_S)
+        """Follow the bucket until `stopping`; look-ups fall back to the bucket while a failed
+        watch is restarted."""
+        await follow_bucket(
+            self._kv,
+            stopping,
+            self._take,
+            "job webhooks",
+            retry_s=WATCH_RETRY_S,
+            on_end=self._unsync,
+        )
 
-    async def _follow(self, stopping: asyncio.Event) -> None:
-        watcher = await self._kv.watchall()
-        try:
-            while not stopping.is_set():
-                try:
-                    async with nats_errors("job webhook watch"):
-                        entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
-                except NoAnswer:
-                    continue
-                if entry is None:  # the bucket's current state has been delivered
-                    self._synced = True
-                elif entry.operation in (KV_DEL, KV_PURGE):
-                    self._mirror.remove(entry.key)
-                else:
-                    created_s = entry.created.timestamp() if entry.created else None
-                    self._mirror.add(entry.key, _decode(entry.value), created_s)
-        finally:
-            self._synced = False
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+    def _take(self, entry: KeyValue.Entry | None) -> None:
+        if entry is None:  # the bucket's current state has been delivered
+            self._synced = True
+        elif entry.operation in (KV_DEL, KV_PURGE):
+            self._mirror.remove(entry.key)
+        else:
+            created = entry.created  # nats-py annotates an int, and sets a datetime
+            created_s = created.timestamp() if created else None  # type: ignore[attr-defined]
+            self._mirror.add(entry.key, _decode(entry.value), created_s)
+
+    def _unsync(self) -> None:
+        self._synced = False
 
     async def _load(self, key: str) -> Entries:
         entry = await found("cannot recall a job's webhooks", self._kv.get(key))

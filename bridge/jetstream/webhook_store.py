@@ -16,7 +16,6 @@ that a watch that went quiet (a server restart, a lost consumer) cannot go unnot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -27,14 +26,13 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from bridge.config.secret import Secret
 from bridge.config.settings import Settings
 from bridge.config.webhooks import NamedWebhook, RetiringSecret, WebhookOptions
-from bridge.jetstream.bus import JetStream, NoAnswer, found, nats_errors
+from bridge.jetstream.bus import JetStream, found, nats_errors
+from bridge.jetstream.kv_watch import WATCH_RETRY_S, pause, watch_bucket
 from bridge.observability.logs import log
 from bridge.policy.routing import Router
 from bridge.policy.tasks import timestamp
 
 CatalogState = Literal["loading", "live", "stale"]
-WATCH_POLL_S = 1.0
-WATCH_RETRY_S = 2.0
 RESYNC_S = 10.0
 
 
@@ -140,24 +138,20 @@ class WebhookStore:
                 await self._follow(stopping, time.monotonic() + RESYNC_S)
             except Exception as error:
                 self._broken(error)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), WATCH_RETRY_S)
+                await pause(stopping, WATCH_RETRY_S)
 
     async def _follow(self, stopping: asyncio.Event, resync_at: float) -> None:
-        async with nats_errors("cannot watch the webhooks bucket"):
-            watcher = await self._kv.watchall()
+        """One watch: the bucket's state, then its changes until `resync_at`."""
         snapshot: dict[str, tuple[NamedWebhook, int]] | None = {}
-        try:
-            while not stopping.is_set() and (snapshot is not None or time.monotonic() < resync_at):
-                try:
-                    async with nats_errors("webhook watch"):
-                        entry = await watcher.updates(timeout=WATCH_POLL_S)  # type: ignore[no-untyped-call]
-                except NoAnswer:
-                    continue
-                snapshot = self._take(entry, snapshot)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+
+        def take(entry: KeyValue.Entry | None) -> None:
+            nonlocal snapshot
+            snapshot = self._take(entry, snapshot)
+
+        def going() -> bool:
+            return snapshot is not None or time.monotonic() < resync_at
+
+        await watch_bucket(self._kv, stopping, take, "webhooks bucket", going=going)
 
     def _take(
         self, entry: KeyValue.Entry | None, snapshot: dict[str, tuple[NamedWebhook, int]] | None
