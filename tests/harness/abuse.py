@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from harness.ports import LOOPBACK
+from harness.streams import StreamServer
 
 DRIP_INTERVAL_S = 0.05
 IDLE_CLOSE_S = 0.2
@@ -45,17 +46,15 @@ EXTENDED_CHUNK = b"5;" + b"e" * 4000 + b"\r\nhello\r\n"
 Behaviour = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 
-class AbusiveReceiver:
+class AbusiveReceiver(StreamServer):
     """See the module docstring."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.hits: Counter[str] = Counter()
         self.closed_by_client: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.closed_idle = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
         self._behaviours: dict[str, Behaviour] = {
             "/endless": lambda w: self._endless(w, "/endless", 200),
             "/endless-500": lambda w: self._endless(w, "/endless-500", 500),
@@ -77,25 +76,11 @@ class AbusiveReceiver:
             "/reset": self._reset,
         }
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-
     def url(self, path: str) -> str:
         return f"http://{LOOPBACK}:{self.port}{path}"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while path := await _read_request(reader):
                 self.hits[path] += 1
                 if path == "/idle-close":
@@ -105,11 +90,6 @@ class AbusiveReceiver:
                 await behaviour(writer)
                 if path in self._behaviours:
                     break  # misbehaving answers never leave the connection reusable
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            self._handlers.discard(task)
 
     async def _endless(self, writer: asyncio.StreamWriter, path: str, status: int) -> None:
         head = (

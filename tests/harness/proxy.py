@@ -17,6 +17,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from harness.ports import LOOPBACK
+from harness.streams import StreamServer
 
 HEAD_LIMIT = 64 * 1024
 _AUTH_REQUIRED = (
@@ -38,27 +39,15 @@ class Passed:
 
 
 @dataclass
-class ForwardProxy:
+class ForwardProxy(StreamServer):
     credentials: tuple[str, str] | None = None
     deny: set[str] = field(default_factory=set)
     seen: list[Passed] = field(default_factory=list)
     upstream_ports: set[int] = field(default_factory=set)
     connections: int = 0  # connections clients opened to the proxy
-    port: int = 0
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, LOOPBACK, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._server = None
+    def __post_init__(self) -> None:
+        super().__init__()
 
     def url(self, user: str | None = None, password: str | None = None) -> str:
         userinfo = f"{user}:{password}@" if user is not None else ""
@@ -70,19 +59,11 @@ class ForwardProxy:
     def forwarded(self) -> list[Passed]:
         return [p for p in self.seen if p.method != "CONNECT"]
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             while await self._one(reader, writer):
                 pass
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; False once the connection is done with."""
