@@ -6,36 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from bridge.admin.server import Backend, build_app
-from bridge.config.settings import load_settings
-from bridge.observability.metrics import Metrics
-from bridge.policy.routing import Router
+from aiohttp.test_utils import TestClient
+from harness.admin_app import admin_client
 
 TOKEN = "s3cret-admin-token"
 
 
-async def _client(env: dict[str, str]) -> TestClient[object, object]:
-    settings = load_settings(env)
-    backend = Backend(settings, Router(settings), Metrics())
-    client: TestClient[object, object] = TestClient(TestServer(build_app(backend, lambda: False)))
-    await client.start_server()
-    return client
-
-
 @pytest.fixture
 async def guarded() -> AsyncIterator[TestClient[object, object]]:
-    client = await _client({"ADMIN_TOKEN": TOKEN})
-    yield client
-    await client.close()
+    async with admin_client({"ADMIN_TOKEN": TOKEN}) as client:
+        yield client
 
 
 @pytest.fixture
 async def open_admin() -> AsyncIterator[TestClient[object, object]]:
-    client = await _client({})
-    yield client
-    await client.close()
+    async with admin_client({}) as client:
+        yield client
 
 
 ADMIN_GETS = ["/webhooks", "/deliveries", "/dlq"]

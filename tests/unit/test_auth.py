@@ -6,13 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from harness.admin_app import admin_client
 
 from bridge.admin.auth import ANONYMOUS, Keyring, Principal
-from bridge.admin.server import Backend, build_app
 from bridge.config.settings import load_settings
-from bridge.observability.metrics import Metrics
-from bridge.policy.routing import Router
 
 ACME = frozenset({"acme"})
 ACME_GLOBEX = frozenset({"acme", "globex"})
@@ -89,12 +87,8 @@ def test_keyring_identifies_every_kind_of_token(tmp_path: Path) -> None:
 @pytest.fixture
 async def viewer_only() -> AsyncIterator[TestClient[object, object]]:
     """Only VIEWER_TOKEN: a token is configured, so nothing is open, and nobody may write."""
-    settings = load_settings({"VIEWER_TOKEN": "t-viewer"})
-    backend = Backend(settings, Router(settings), Metrics())
-    client: TestClient[object, object] = TestClient(TestServer(build_app(backend, lambda: False)))
-    await client.start_server()
-    yield client
-    await client.close()
+    async with admin_client({"VIEWER_TOKEN": "t-viewer"}) as client:
+        yield client
 
 
 async def test_with_only_a_viewer_token(viewer_only: TestClient[object, object]) -> None:

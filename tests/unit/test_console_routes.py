@@ -11,13 +11,10 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from harness.admin_app import admin_client
 
 from bridge.admin import console_routes
-from bridge.admin.server import Backend, build_app
-from bridge.config.settings import load_settings
-from bridge.observability.metrics import Metrics
-from bridge.policy.routing import Router
 
 CONSOLE = Path(str(resources.files("bridge.admin") / "console"))
 TOKEN = "console-unit-token"
@@ -34,12 +31,8 @@ SECURITY_HEADERS = {
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient[object, object]]:
-    settings = load_settings({"ADMIN_TOKEN": TOKEN})
-    backend = Backend(settings, Router(settings), Metrics())
-    served: TestClient[object, object] = TestClient(TestServer(build_app(backend, lambda: False)))
-    await served.start_server()
-    yield served
-    await served.close()
+    async with admin_client({"ADMIN_TOKEN": TOKEN}) as served:
+        yield served
 
 
 @pytest.mark.parametrize(

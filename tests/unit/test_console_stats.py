@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from harness.admin_app import admin_client
 
 from bridge.admin.history import buckets, unix_s
-from bridge.admin.server import Backend, build_app
 from bridge.admin.stats import Overview, Reading, baseline, rates, reading
-from bridge.config.settings import load_settings
 from bridge.observability.metrics import Metrics
-from bridge.policy.routing import Router
 
 
 def at(at_s: float, delivered: float = 0, attempts: float = 0, succeeded: float = 0) -> Reading:
@@ -73,12 +71,8 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient[object, object]]:
         "tokens:\n  - {name: acme-ops, token: t-acme, role: admin, tenants: [acme]}\n"
     )
     env = {"ADMIN_TOKEN": "t-admin", "VIEWER_TOKEN": "t-viewer", "BRIDGE_CONFIG": str(config)}
-    settings = load_settings(env)
-    backend = Backend(settings, Router(settings), Metrics())
-    served: TestClient[object, object] = TestClient(TestServer(build_app(backend, lambda: False)))
-    await served.start_server()
-    yield served
-    await served.close()
+    async with admin_client(env) as served:
+        yield served
 
 
 @pytest.mark.parametrize(
@@ -109,9 +103,7 @@ async def test_whoami_and_who_may_read_stats(
 
 
 async def test_whoami_without_any_token_configured() -> None:
-    settings = load_settings({})
-    backend = Backend(settings, Router(settings), Metrics())
-    async with TestClient(TestServer(build_app(backend, lambda: False))) as served:
+    async with admin_client({}) as served:
         answer = await served.get("/whoami")
         assert await answer.json() == {
             "name": "anonymous",
