@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,12 @@ class TlsFiles:
     client_cert: Path
     client_key: Path
     other_ca: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server's TLS context with the server certificate."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.server_cert, self.server_key)
+        return context
 
 
 def make_tls_files(directory: Path) -> TlsFiles:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -34,10 +33,7 @@ async def proxy() -> AsyncIterator[ForwardProxy]:
 @pytest.fixture
 async def https_receiver(tmp_path: Path) -> AsyncIterator[Receiver]:
     """An HTTPS receiver whose certificate the test CA (`_ca`) signed."""
-    files = make_tls_files(tmp_path / "tls")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(files.server_cert, files.server_key)
-    server = Receiver(tls=context)
+    server = Receiver(tls=make_tls_files(tmp_path / "tls").server_context())
     await server.start()
     yield server
     await server.stop()

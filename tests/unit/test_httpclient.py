@@ -325,9 +325,7 @@ async def test_tls_verifies_the_receiver_certificate(
     serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = make_tls_files(tmp_path)
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(files.server_cert, files.server_key)
-    server = serve(lambda _path: OK, tls=server_tls)
+    server = serve(lambda _path: OK, tls=files.server_context())
     await server.start()
     monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))
     trusting = Client(AddressPolicy(), max_idle=4)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -143,9 +142,7 @@ async def test_tls_inside_the_tunnel_is_checked_against_the_target_name(
     proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = make_tls_files(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(files.server_cert, files.server_key)
-    receiver = Receiver(tls=context)
+    receiver = Receiver(tls=files.server_context())
     await receiver.start()
     try:
         monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))

@@ -104,21 +104,27 @@ console.log(JSON.stringify(cases.map(([headers, secret, key, body]) => {
 """
 
 
-def test_node_snippet(tmp_path: Path) -> None:
+def run_node(tmp_path: Path, script: str, cases: list[list[Any]]) -> Any:
+    """What `script` prints, as JSON, given `cases` as JSON on its standard input."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    script = tmp_path / "verify.js"
-    script.write_text(snippet("js", "function verifyGreenlight") + NODE_DRIVER, encoding="utf-8")
+    path = tmp_path / "verify.js"
+    path.write_text(script, encoding="utf-8")
+    result = subprocess.run(
+        [node, str(path)], input=json.dumps(cases), capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout)
+
+
+def test_node_snippet(tmp_path: Path) -> None:
     cases = [
         [headers_of(case), secret, key, base64.b64encode(body).decode()]
         for case in CASES
         for _n, _s, _a, secret, key, body, *_ in [case]
     ]
-    result = subprocess.run(
-        [node, str(script)], input=json.dumps(cases), capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout) == [[case[6], case[7]] for case in CASES]
+    script = snippet("js", "function verifyGreenlight") + NODE_DRIVER
+    assert run_node(tmp_path, script, cases) == [[case[6], case[7]] for case in CASES]
 
 
 def test_rotation_sends_one_standard_signature_per_secret() -> None:
@@ -158,19 +164,12 @@ console.log(JSON.stringify(cases.map(([headers, key, body]) =>
 
 
 def test_node_v1a_snippet(tmp_path: Path) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    script = tmp_path / "verify.js"
-    script.write_text(snippet("js", "function verifyV1a") + NODE_V1A_DRIVER, encoding="utf-8")
     cases = [
         [signed(secrets, int(time.time()) - age_s), whpk, base64.b64encode(body).decode()]
         for _name, secrets, age_s, whpk, body, _valid in V1A_CASES
     ]
-    result = subprocess.run(
-        [node, str(script)], input=json.dumps(cases), capture_output=True, text=True, check=True
-    )
-    assert json.loads(result.stdout) == [case[5] for case in V1A_CASES]
+    script = snippet("js", "function verifyV1a") + NODE_V1A_DRIVER
+    assert run_node(tmp_path, script, cases) == [case[5] for case in V1A_CASES]
 
 
 # --- CloudEvents --------------------------------------------------------------------------
