@@ -38,6 +38,15 @@ async def deliver(js: JetStreamContext, receiver: Receiver, bridges: Bridges, n:
     await bridges.wait_for(lambda: receiver.count("/hook") >= n, 15, "nothing delivered")
 
 
+async def bridge_with_erp(bridges: Bridges, receiver: Receiver, secret: str) -> BridgeProcess:
+    """A bridge with the global API webhook `erp`, which signs with `secret`."""
+    bridge = await bridges.start(ENV)
+    hook = {"id": "erp", "url": receiver.url("/hook"), "scope": "global", "secret": secret}
+    created = await bridge.call("POST", "/webhooks", hook, AUTH)
+    assert created.status == 201, created.text
+    return bridge
+
+
 async def test_v1a_verifies_with_the_shown_public_key_and_the_private_key_stays_hidden(
     js: JetStreamContext, receiver: Receiver, bridges: Bridges
 ) -> None:
@@ -68,9 +77,7 @@ async def test_rotation_keeps_the_key_type_and_signs_with_both_keys(
     js: JetStreamContext, receiver: Receiver, bridges: Bridges
 ) -> None:
     private, old = keypair()
-    bridge = await bridges.start(ENV)
-    hook = {"id": "erp", "url": receiver.url("/hook"), "scope": "global", "secret": private}
-    assert (await bridge.call("POST", "/webhooks", hook, AUTH)).status == 201
+    bridge = await bridge_with_erp(bridges, receiver, private)
     rotated = await bridge.call("POST", "/webhooks/erp/secret/rotate", None, AUTH)
     assert rotated.status == 200, rotated.text
     assert "secret" not in rotated.json(), "a generated private key stays in the bridge"
@@ -91,9 +98,7 @@ async def test_moving_from_hmac_to_ed25519_keeps_the_hmac_signatures_during_the_
     js: JetStreamContext, receiver: Receiver, bridges: Bridges
 ) -> None:
     private, public = keypair()
-    bridge = await bridges.start(ENV)
-    hook = {"id": "erp", "url": receiver.url("/hook"), "scope": "global", "secret": HMAC_SECRET}
-    assert (await bridge.call("POST", "/webhooks", hook, AUTH)).status == 201
+    bridge = await bridge_with_erp(bridges, receiver, HMAC_SECRET)
     rotate = await bridge.call("POST", "/webhooks/erp/secret/rotate", {"secret": private}, AUTH)
     assert rotate.json()["public_key"] == public
     await deliver(js, receiver, bridges, 1)
