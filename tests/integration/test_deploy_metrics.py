@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from harness.bridge import BridgeProcess, Bridges
+from harness.ports import free_port
 from harness.prometheus import (
     ALERTS,
     PrometheusServer,
@@ -34,11 +35,15 @@ SCRAPE_TIMEOUT_S = 20.0
 
 
 def _new_bridge(receiver: Receiver, bridges: Bridges) -> BridgeProcess:
-    """A bridge (not started yet) delivering to /ok, /flaky (500 then 200) and /gone (410)."""
+    """A bridge (not started yet) delivering to /ok, /flaky (500 then 200) and /gone (410),
+    and to an origin where nothing listens: its breaker opens at the second failure, so the
+    endpoint health series (SPEC §11) have an endpoint to show."""
     receiver.reply("/flaky", 500, 200)
     receiver.reply("/gone", 410)
-    urls = ",".join(receiver.url(path) for path in ("/ok", "/flaky", "/gone"))
-    return bridges.new({"DEFAULT_WEBHOOK_URLS": urls})
+    urls = [receiver.url(path) for path in ("/ok", "/flaky", "/gone")]
+    urls.append(f"http://127.0.0.1:{free_port()}/down")
+    env = {"DEFAULT_WEBHOOK_URLS": ",".join(urls), "WEBHOOK_BREAKER_FAILURES": "2"}
+    return bridges.new(env)
 
 
 async def _start_with_traffic(
