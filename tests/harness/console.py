@@ -27,6 +27,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from harness.bridge import FAST_ENV, BridgeProcess
 from harness.nats import NatsServer
+from harness.ports import free_port
 from harness.publish import job_event, publish_event
 from harness.receiver import Receiver
 from harness.waiting import wait_for
@@ -198,6 +199,22 @@ async def populate(world: World) -> None:
     await world.api("POST", "/webhooks", billing)
     await world.api("POST", "/webhooks/billing/test")
     await wait_for(lambda: world.receiver.count("/erp") >= 1, 15, "nothing delivered to erp")
+    await _an_endpoint_down(world)
+
+
+async def _an_endpoint_down(world: World) -> None:
+    """A webhook whose origin nothing listens on: its breaker opens (SPEC §11), and the
+    overview lists it among the endpoints in trouble."""
+    down = f"http://127.0.0.1:{free_port()}/hooks"
+    await world.api("POST", "/webhooks", {"id": "warehouse", "url": down, "scope": "global"})
+    for n in range(6):  # WEBHOOK_BREAKER_FAILURES is 5
+        await world.publish("job.completed", f"j-warehouse-{n}")
+
+    async def opened() -> bool:
+        answer = await world.api("GET", "/endpoints")
+        return any(e["state"] != "healthy" for e in answer["endpoints"])
+
+    await wait_for(opened, 30, "the warehouse endpoint's breaker did not open")
 
 
 async def capture(browser: Browser, world: World, out_dir: Path) -> list[Path]:
