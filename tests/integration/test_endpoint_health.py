@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -141,12 +142,21 @@ async def test_two_replicas_open_the_same_endpoint_together(
 
     async def both_open() -> bool:
         for bridge in (first, second):
-            if bridge.name not in opened and await state_of(bridge, origin(receiver)) != "healthy":
-                opened[bridge.name] = asyncio.get_running_loop().time()
+            if bridge.name not in opened and (since := await since_of(bridge, receiver)):
+                opened[bridge.name] = datetime.fromisoformat(since).timestamp()
         return len(opened) == 2
 
     await bridges.wait_for(both_open, 20, lambda: f"open on {sorted(opened)} only")
+    # when each replica saw it open, by its own clock: not when this test happened to look
     assert abs(opened[first.name] - opened[second.name]) < 1.0  # WEBHOOK_PROBE_INTERVAL
+
+
+async def since_of(bridge: BridgeProcess, receiver: Receiver) -> str | None:
+    """When `bridge` saw the receiver's endpoint go down; None while it is healthy there."""
+    for entry in await endpoints(bridge):
+        if entry["endpoint"] == origin(receiver) and entry["state"] != "healthy":
+            return str(entry["since"])
+    return None
 
 
 async def test_a_restart_while_open_keeps_holding(
