@@ -9,7 +9,16 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from harness.console import ADMIN_TOKEN, BROWSER, VIEWER_TOKEN, Tab, World, show, sign_in
+from harness.console import (
+    ADMIN_TOKEN,
+    BROWSER,
+    VIEWER_TOKEN,
+    Tab,
+    World,
+    endpoint_down,
+    show,
+    sign_in,
+)
 from harness.receiver import Receiver
 from harness.waiting import wait_for
 from playwright.async_api import Browser, Page, expect
@@ -256,16 +265,7 @@ async def test_the_overview_lists_endpoints_in_trouble(tab: Tab, console_world: 
 async def _outage(world: World, down: Receiver) -> None:
     """A webhook whose endpoint answers 503 until its breaker opens."""
     down.reply("/hook", 503)
-    outage = {"id": "outage", "url": down.url("/hook"), "scope": "global"}
-    await world.api("POST", "/webhooks", outage)
-    for n in range(6):  # WEBHOOK_BREAKER_FAILURES is 5
-        await world.publish("job.completed", f"outage-{n}")
-
-    async def opened() -> bool:
-        answer = await world.api("GET", "/endpoints")
-        return any(e["state"] != "healthy" for e in answer["endpoints"])
-
-    await wait_for(opened, 60, "the endpoint's breaker opened")
+    await endpoint_down(world, "outage", down.url("/hook"))
 
 
 async def _recovered(world: World, down: Receiver) -> None:

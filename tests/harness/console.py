@@ -203,18 +203,23 @@ async def populate(world: World) -> None:
 
 
 async def _an_endpoint_down(world: World) -> None:
-    """A webhook whose origin nothing listens on: its breaker opens (SPEC §11), and the
-    overview lists it among the endpoints in trouble."""
-    down = f"http://127.0.0.1:{free_port()}/hooks"
-    await world.api("POST", "/webhooks", {"id": "warehouse", "url": down, "scope": "global"})
-    for n in range(6):  # WEBHOOK_BREAKER_FAILURES is 5
-        await world.publish("job.completed", f"j-warehouse-{n}")
+    """A webhook whose origin nothing listens on, listed among the endpoints in trouble."""
+    await endpoint_down(world, "warehouse", f"http://127.0.0.1:{free_port()}/hooks")
+
+
+async def endpoint_down(world: World, webhook_id: str, url: str) -> None:
+    """A global webhook at `url`, which fails, gets job events until the breaker of its
+    endpoint opens (SPEC §11; WEBHOOK_BREAKER_FAILURES is 5)."""
+    await world.api("POST", "/webhooks", {"id": webhook_id, "url": url, "scope": "global"})
+    for n in range(6):
+        await world.publish("job.completed", f"{webhook_id}-{n}")
+    origin = "/".join(url.split("/", 3)[:3])
 
     async def opened() -> bool:
         answer = await world.api("GET", "/endpoints")
-        return any(e["state"] != "healthy" for e in answer["endpoints"])
+        return any(e["endpoint"] == origin and e["state"] != "healthy" for e in answer["endpoints"])
 
-    await wait_for(opened, 30, "the warehouse endpoint's breaker did not open")
+    await wait_for(opened, 60, f"the breaker of {origin} did not open")
 
 
 async def capture(browser: Browser, world: World, out_dir: Path) -> list[Path]:
