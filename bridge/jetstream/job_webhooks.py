@@ -67,13 +67,25 @@ class JobWebhooks:
         """Persist the entries merged with what the bucket holds: the job's entries now, and
         those it could not keep."""
         key = job_key(job_id)
-        stored = await self._load(key)
+        entry = await found("cannot recall a job's webhooks", self._kv.get(key))
+        stored = () if entry is None else _decode(entry.value)
         merged = self._mirror.admit(stored, entries)
         if merged.kept != stored:
-            async with nats_errors("cannot remember a job's webhooks"):
-                await self._kv.put(key, msgspec.json.encode(list(merged.kept)))
+            try:
+                await self._store(key, merged.kept, None if entry is None else entry.revision)
+            except Conflict:  # another event of the job, here or on a replica, came first
+                return await self.remember(job_id, entries)
         known = self._mirror.add(key, merged.kept)
         return Admitted(self._mirror.forget(key, known, merged.dropped), merged.dropped)
+
+    async def _store(self, key: str, kept: Entries, revision: int | None) -> None:
+        """Compare-and-set: two events of one job never overwrite each other's entries."""
+        value = msgspec.json.encode(list(kept))
+        async with nats_errors("cannot remember a job's webhooks"):
+            if revision is None:
+                await self._kv.create(key, value)
+            else:
+                await self._kv.update(key, value, last=revision)
 
     async def forget(self, job_id: str, entry: str) -> bool:
         """Drop one of a job's entries (its receiver answered 410 Gone), by compare-and-set;

@@ -73,3 +73,16 @@ async def test_past_the_size_cap_misses_ask_the_bucket(
     # j-1 was dropped from the mirror (the oldest), yet it is still recalled from the bucket
     assert await jobs.recall("j-1") == ("https://j-1.example/hook",)
     assert await jobs.recall("j-old") == ("https://old.example/hook",)
+
+
+async def test_two_events_of_a_job_remembered_at_once_keep_both(
+    jobs: JobWebhooks, js: JetStreamContext
+) -> None:
+    """Both read the bucket before either writes: the second write must not replace the
+    first (it used to: a plain put), nor may either call keep what the bucket lost."""
+    first = tuple(f"https://c.example/1/{n}" for n in range(4))
+    second = tuple(f"https://c.example/2/{n}" for n in range(4))
+    one, two = await asyncio.gather(jobs.remember("j-both", first), jobs.remember("j-both", second))
+    stored = msgspec.json.decode((await (await js.key_value("jobs")).get(job_key("j-both"))).value)
+    assert sorted(stored) == sorted(first + second)
+    assert set(one.kept) | set(two.kept) <= set(stored)
