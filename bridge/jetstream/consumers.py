@@ -4,6 +4,11 @@ A handler returns its decision (`bridge.policy.decisions`): ack, nak with a dela
 terminate; `carry_out` here is the one place a decision reaches the NATS message. A handler
 that raises is handed to its failure handler, whose decision is carried out the same way.
 The loop keeps held messages alive (`in_progress`) and, at shutdown, hands back what is left.
+
+A handler that has run for STALLED_S waits on something slow (an attempt to an endpoint that
+hangs until its timeout): it stops counting against the loop's capacity, for as many handlers
+again at most. An endpoint that hangs so holds its own attempts, not the loop: the events for
+every other endpoint keep flowing at full pace until its breaker opens.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ ERROR_PAUSE_S = 1.0
 STRAGGLER_MARGIN_S = 0.2
 CANCEL_GRACE_S = 2.0
 REFILL_FRACTION = 4  # a full loop fetches again once a quarter of its capacity is free
+STALLED_S = 0.5  # longer than a first attempt waits for a slot (handlers.INLINE_WAIT_S)
+MIN_WAIT_S = 0.01
 
 
 class ConsumerLoop:
@@ -68,17 +75,30 @@ class ConsumerLoop:
     async def _wait_for_room(self, stopping: asyncio.Event) -> None:
         """Until a batch worth fetching is free: refilling one slot at a time would cost a
         pull request per message. After FETCH_TIMEOUT_S, whatever room there is will do."""
+        give_up_s = time.monotonic() + FETCH_TIMEOUT_S
         while not stopping.is_set():
             self._room.clear()  # before the check, so a handler finishing now is not missed
-            if self._capacity - len(self._running) >= self._refill:
+            now_s = time.monotonic()
+            room, stalls_s = self._room_left(now_s)
+            if room >= self._refill or now_s >= give_up_s:
                 return
-            try:
-                await asyncio.wait_for(self._room.wait(), FETCH_TIMEOUT_S)
-            except TimeoutError:
-                return
+            wait_s = max(MIN_WAIT_S, min(give_up_s, stalls_s) - now_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), wait_s)
+
+    def _room_left(self, now_s: float) -> tuple[int, float]:
+        """Free capacity, not counting handlers that have stalled (up to `capacity` of them),
+        and when the oldest of the others would stall. Handlers are kept in the order they
+        started: the walk stops at the first one that has not stalled."""
+        cutoff_s, stalled = now_s - STALLED_S, 0
+        for _msg, started_s in self._running.values():
+            if started_s > cutoff_s or stalled == self._capacity:
+                return self._capacity - len(self._running) + stalled, started_s + STALLED_S
+            stalled += 1
+        return self._capacity - len(self._running) + stalled, now_s + FETCH_TIMEOUT_S
 
     async def _fetch_and_start(self, stopping: asyncio.Event) -> None:
-        room = self._capacity - len(self._running)
+        room, _stalls_s = self._room_left(time.monotonic())
         if room <= 0:
             return
         self._last_fetch_s = time.monotonic()
@@ -98,7 +118,11 @@ class ConsumerLoop:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        if self._capacity - len(self._running) >= self._refill:
+        refill = self._refill
+        if (
+            self._capacity - len(self._running) >= refill
+            or self._room_left(time.monotonic())[0] >= refill
+        ):
             self._room.set()
 
     async def _guarded(self, msg: Msg) -> None:

@@ -41,9 +41,11 @@ from bridge.policy.aimd import Aimd
 from bridge.policy.breaker import Breaker, State
 from bridge.policy.tasks import DeliveryTask, timestamp
 
-HOLD_RECHECK_S = 5.0  # a held delivery looks at its endpoint again at least this often
+PROBING_RECHECK_S = 1.0  # a held delivery that finds a probe running looks again this soon
 HOLD_RECHECK_MIN_S = 0.5
 HOLD_JITTER = 0.2
+HOLD_JITTER_MAX_S = 2.0  # a long wait is not spread further: the backlog comes back soon
+PRUNE_INTERVAL_S = 1.0
 PROBE_LEASE_MARGIN_S = 5.0
 SETTLE_S = 2.0
 MAX_TRACKED = 10_000  # origins with a failure count, or an adaptive limit, kept in memory
@@ -102,6 +104,7 @@ class EndpointHealth:
         self._claiming: set[str] = set()
         self._closed_at: dict[str, int] = {}  # origin → revision it was closed at, until echoed
         self._held: dict[str, dict[str, tuple[int, float]]] = {}
+        self._next_prune_s = 0.0
         self._background: set[asyncio.Task[None]] = set()
         self.loaded = asyncio.Event()
 
@@ -117,13 +120,26 @@ class EndpointHealth:
     def hold_s(self, breaker: Breaker) -> float:
         """How long a held delivery waits before it looks again (jittered: a backlog held
         together does not come back in one burst)."""
-        wait_s = breakers.recheck_s(breaker, self._clock(), HOLD_RECHECK_S, HOLD_RECHECK_MIN_S)
-        return wait_s * (1.0 + HOLD_JITTER * self._rand())
+        wait_s = breakers.recheck_s(breaker, self._clock(), PROBING_RECHECK_S, HOLD_RECHECK_MIN_S)
+        return wait_s + min(HOLD_JITTER * wait_s, HOLD_JITTER_MAX_S) * self._rand()
 
-    def note_held(self, task: DeliveryTask, count: int, wait_s: float) -> None:
-        """`count` deliveries (a task, or a batch led by it) wait `wait_s` for the endpoint."""
+    def note_held(
+        self, task: DeliveryTask, count: int, wait_s: float, *, arriving: bool = False
+    ) -> None:
+        """`count` deliveries (a task, or a batch led by it) wait `wait_s` for the endpoint.
+        First attempts `arriving` are counted together, one entry per second."""
+        now_s = self._clock()
         held = self._held.setdefault(origin_of(task.target.url), {})
-        held[task.delivery_id] = (count, self._clock() + wait_s + HOLD_RECHECK_MIN_S)
+        until_s = now_s + wait_s + HOLD_RECHECK_MIN_S
+        if arriving:
+            key = f"arriving-{int(now_s)}"
+            before, before_until_s = held.get(key, (0, until_s))
+            held[key] = (before + count, max(until_s, before_until_s))
+        else:
+            held[task.delivery_id] = (count, until_s)
+        if now_s >= self._next_prune_s:
+            self._next_prune_s = now_s + PRUNE_INTERVAL_S
+            self._held_now(now_s)
 
     def released(self, task: DeliveryTask) -> None:
         if self._held:

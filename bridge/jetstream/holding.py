@@ -4,10 +4,10 @@ reason `endpoint_down`).
 
 A first attempt whose endpoint is down is stored as a held task at once (batched with the
 others for its URL), stamped with when its hold began. A task that comes due while its
-endpoint is still down waits again (`nak` with the time until the next probe, at most a few
-seconds: a held delivery looks again soon after the endpoint recovers), unless it is the
-endpoint's probe. A task queued before its endpoint went down counts its hold from the
-breaker's opening. The decision is returned; the fetch loop carries it out.
+endpoint is still down waits again, unless it is the endpoint's probe: `nak` until the next
+probe is due (nothing can release it sooner), or for a second while a probe runs. A task
+queued before its endpoint went down counts its hold from the breaker's opening. The
+decision is returned; the fetch loop carries it out.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Holding:
         if breaker is None:
             return None
         now_s, wait_s = self._clock(), self._health.hold_s(breaker)
-        self._health.note_held(task, 1, wait_s)
+        self._health.note_held(task, 1, wait_s, arriving=True)
         return msgspec.structs.replace(task, held_since_s=now_s, not_before_s=now_s + wait_s)
 
     async def single(self, task: DeliveryTask) -> Decision | None:

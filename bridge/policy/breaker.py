@@ -79,11 +79,13 @@ def probe_failed(breaker: Breaker, now_s: float, first_interval_s: float) -> Bre
     )
 
 
-def recheck_s(breaker: Breaker, now_s: float, longest_s: float, shortest_s: float) -> float:
+def recheck_s(breaker: Breaker, now_s: float, probing_s: float, shortest_s: float) -> float:
     """How long a held delivery waits before it looks at the endpoint again: until the next
-    probe is due (a probe running: `shortest_s`), within [shortest_s, longest_s]."""
-    due_s = breaker.probe_until_s if breaker.state == "half_open" else breaker.next_probe_s
-    return max(shortest_s, min(longest_s, due_s - now_s))
+    probe is due, when it may be released (the probe interval is capped, and so is this); a
+    probe running, at most `probing_s`, since its outcome comes soon. `shortest_s` at least."""
+    if breaker.state == "half_open":
+        return max(shortest_s, min(probing_s, breaker.probe_until_s - now_s))
+    return max(shortest_s, breaker.next_probe_s - now_s)
 
 
 _ENCODER = msgspec.json.Encoder()

@@ -63,12 +63,13 @@ def test_a_failed_probe_doubles_the_interval_up_to_a_minute(
     [
         (OPEN, T0, 5.0),  # the next probe is due in 5 s
         (OPEN, T0 + 4.9, 0.5),  # at least the shortest wait
-        (breaker.opened("http://h:80", T0, 60.0), T0, 5.0),  # at most the longest
-        (breaker.probing(OPEN, T0 + 5, 2.0, "dlv_1"), T0 + 5, 2.0),  # until the probe's lease
+        (breaker.opened("http://h:80", T0, 60.0), T0, 60.0),  # no sooner than it is due
+        (breaker.probing(OPEN, T0 + 5, 0.5, "dlv_1"), T0 + 5, 0.5),  # until the probe's lease
+        (breaker.probing(OPEN, T0 + 5, 20.0, "dlv_1"), T0 + 5, 1.0),  # its outcome comes soon
     ],
 )
 def test_how_long_a_held_delivery_waits(state: Breaker, now_s: float, wait_s: float) -> None:
-    assert breaker.recheck_s(state, now_s, 5.0, 0.5) == pytest.approx(wait_s)
+    assert breaker.recheck_s(state, now_s, 1.0, 0.5) == pytest.approx(wait_s)
 
 
 def test_a_breaker_reads_back_as_written() -> None:

@@ -42,7 +42,9 @@ class FakeHealth:
     def hold_s(self, _breaker: Breaker) -> float:
         return WAIT_S
 
-    def note_held(self, task: DeliveryTask, count: int, _wait_s: float) -> None:
+    def note_held(
+        self, task: DeliveryTask, count: int, _wait_s: float, *, arriving: bool = False
+    ) -> None:
         self.held.append((task.delivery_id, count))
 
     def released(self, _task: DeliveryTask) -> None:
