@@ -10,8 +10,11 @@ for every replica.
   tasks stream, whichever worker or replica fanned it out, and in whatever order. One
   consumer-info request, at most every FRONTIER_REFRESH_S, serves every delivery of the
   process waiting for it; a delivery waits for it in place up to FRONTIER_PATIENCE_S.
-- The pair's deliveries still waiting are the pair's subjects in the tasks stream: one
-  stream-info request with a subject filter per delivery whose turn is checked.
+- The pair's deliveries still waiting are the pair's subjects in the tasks stream. One
+  stream-info request over every ordered subject, at most every WAITING_REFRESH_S, serves
+  every delivery asking meanwhile (`Waiting`); only a read that starts after a delivery asks
+  answers it, since a read begun earlier may predate a retry it must see. While more than
+  WAITING_MAX_SUBJECTS wait, each delivery asks about its own pair instead.
 
 A delivery whose turn has not come is handed back with a delay, unless the one ahead of it
 runs, or waits, in this process (a job's events fanned out together usually come to the same
@@ -26,6 +29,7 @@ import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 import msgspec
 
@@ -40,6 +44,9 @@ FRONTIER_PATIENCE_S = 1.0
 RELAY_PATIENCE_S = 2.0  # the longest a delivery waits in place behind one of this process
 SETTLE_S = 0.005  # woken, a delivery lets the ack of the one ahead reach the server
 REQUEST_TIMEOUT_S = 5.0
+WAITING_REFRESH_S = 0.02
+WAITING_MAX_SUBJECTS = 5_000  # more, and a shared read would cost more than one per delivery
+WAITING_RECHECK_S = 5.0  # with that many, per-pair reads until it looks again
 
 
 class Frontier:
@@ -95,6 +102,7 @@ class Turns:
             return info.ack_floor.stream_seq if info.ack_floor else 0
 
         self._frontier = Frontier(read_floor)
+        self._waiting = Waiting(self._subjects, settings.tasks_stream)
         self._relay = Relay()
         self._turns: dict[int, Here] = {}  # id(task) → the delivery having its turn
 
@@ -126,7 +134,7 @@ class Turns:
                 await asyncio.sleep(SETTLE_S)  # woken: the ack of the one ahead reaches NATS
             elif ahead:  # asked, and nothing ahead of it here to wait for
                 return ahead
-            ahead = ordering.earlier(task.order_seq, await self._waiting(task))
+            ahead = await self._waiting.ahead(task)
             if not ahead:
                 return 0
 
@@ -136,11 +144,9 @@ class Turns:
         if here is not None:
             self._relay.leave(_pair(task), here)
 
-    async def _waiting(self, task: DeliveryTask) -> list[str]:
-        """The subjects of the task's pair that hold a task now."""
-        query = msgspec.json.encode(
-            {"subjects_filter": ordering.pair_filter(self._tasks_stream, task)}
-        )
+    async def _subjects(self, subjects_filter: str) -> Subjects:
+        """The subjects matching the filter that hold a task, and how many the stream has."""
+        query = msgspec.json.encode({"subjects_filter": subjects_filter})
         async with nats_errors("cannot read the deliveries waiting their turn"):
             reply = await self._nc.request(self._info_subject, query, timeout=REQUEST_TIMEOUT_S)
         info = _INFO.decode(reply.data)
@@ -148,7 +154,73 @@ class Turns:
             raise BusError(
                 f"cannot read the deliveries waiting their turn: {info.error.description}"
             )
-        return list(info.state.subjects or {}) if info.state else []
+        if info.state is None:
+            return Subjects({}, 0)
+        return Subjects(info.state.subjects or {}, info.state.num_subjects)
+
+
+class Subjects(NamedTuple):
+    held: dict[str, int]
+    in_stream: int
+
+
+class Waiting:
+    """How many deliveries of a task's pair wait ahead of it in the tasks stream."""
+
+    def __init__(
+        self,
+        read: Callable[[str], Awaitable[Subjects]],
+        tasks_stream: str,
+        refresh_s: float = WAITING_REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._tasks_stream = tasks_stream
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._next: asyncio.Future[dict[str, list[int]] | None] | None = None
+        self._read_at = -math.inf
+        self._pairs_until = -math.inf  # per-pair reads until then: too many waiting
+        self._reading: asyncio.Task[None] | None = None
+
+    async def ahead(self, task: DeliveryTask) -> int:
+        pairs = None if self._clock() < self._pairs_until else await self._shared()
+        if pairs is None:
+            own = await self._read(ordering.pair_filter(self._tasks_stream, task))
+            return ordering.earlier(task.order_seq, own.held)
+        key = ordering.pair_key(task.job_id or "", task.target.url)
+        return sum(1 for seq in pairs.get(key, ()) if seq < task.order_seq)
+
+    async def _shared(self) -> dict[str, list[int]] | None:
+        """The next read's answer by pair (None: too many wait); the read starts after this
+        call, and every call until it starts shares it."""
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            self._reading = loop.create_task(self._read_next(self._next))
+        return await asyncio.shield(self._next)
+
+    async def _read_next(self, answer: asyncio.Future[dict[str, list[int]] | None]) -> None:
+        await asyncio.sleep(max(0.0, self._read_at + self._refresh_s - self._clock()))
+        self._next, self._read_at = None, self._clock()  # later calls wait for the next read
+        try:
+            subjects = await self._read(ordering.wildcard(self._tasks_stream))
+        except Exception as error:  # each caller raises it
+            answer.set_exception(error)
+            answer.exception()  # retrieved, should every caller have gone meanwhile
+            return
+        answer.set_result(self._by_pair(subjects))
+
+    def _by_pair(self, subjects: Subjects) -> dict[str, list[int]] | None:
+        if subjects.in_stream > WAITING_MAX_SUBJECTS:
+            self._pairs_until = self._clock() + WAITING_RECHECK_S
+            return None
+        pairs: dict[str, list[int]] = {}
+        for name in subjects.held:
+            _prefix, key, seq = name.rsplit(".", 2)
+            if seq.isdigit():
+                pairs.setdefault(key, []).append(int(seq))
+        return pairs
 
 
 class Here:
@@ -205,6 +277,7 @@ class _Error(msgspec.Struct):
 
 class _State(msgspec.Struct):
     subjects: dict[str, int] | None = None
+    num_subjects: int = 0
 
 
 class _Info(msgspec.Struct):

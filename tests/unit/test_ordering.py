@@ -8,11 +8,13 @@ import asyncio
 
 import msgspec
 import pytest
+from harness.waiting import wait_for
 
 from bridge.config.settings import load_settings
 from bridge.config.values import ConfigError
 from bridge.config.webhooks import NamedWebhook, parse_webhook
-from bridge.jetstream.ordering import Frontier, Relay
+from bridge.jetstream.bus import BusError
+from bridge.jetstream.ordering import WAITING_MAX_SUBJECTS, Frontier, Relay, Subjects, Waiting
 from bridge.policy import ordering
 from bridge.policy.routing import Target
 from bridge.policy.tasks import DeliveryTask
@@ -153,6 +155,76 @@ async def test_waiters_share_one_read() -> None:
     results = await asyncio.gather(*(frontier.reached(n, patience_s=1.0) for n in range(50)))
     assert all(results)
     assert floor.reads == 1
+
+
+class Stream:
+    """The tasks stream's ordered subjects, as STREAM.INFO reads them; reads are counted,
+    and each may be held until `let_go` is set."""
+
+    def __init__(self, held: list[str], in_stream: int = 0) -> None:
+        self.held = dict.fromkeys(held, 1)
+        self.in_stream = in_stream or len(held)
+        self.filters: list[str] = []
+        self.let_go = asyncio.Event()
+        self.let_go.set()
+
+    async def read(self, subjects_filter: str) -> Subjects:
+        self.filters.append(subjects_filter)
+        held = dict(self.held)  # what the read sees as it starts
+        await self.let_go.wait()
+        prefix = subjects_filter.removesuffix("*.*").removesuffix("*")
+        return Subjects({k: v for k, v in held.items() if k.startswith(prefix)}, self.in_stream)
+
+
+def waiting_subject(job: str, seq: int) -> str:
+    return ordering.subject(TASKS, msgspec.structs.replace(delivery(job_id=job), order_seq=seq))
+
+
+async def test_waiting_counts_those_of_the_pair_ahead_in_one_shared_read() -> None:
+    stream = Stream(
+        [waiting_subject("j-1", 3), waiting_subject("j-1", 9), waiting_subject("j-2", 1)]
+    )
+    waiting = Waiting(stream.read, TASKS, refresh_s=0.0)
+    asking = [
+        delivery(job_id="j-1", seq=5),
+        delivery(job_id="j-2", seq=5),
+        delivery(job_id="j-3", seq=5),
+    ]
+    assert await asyncio.gather(*(waiting.ahead(task) for task in asking)) == [1, 1, 0]
+    assert stream.filters == [ordering.wildcard(TASKS)]
+
+
+async def test_waiting_answers_only_with_a_read_begun_after_the_question() -> None:
+    """A retry stored while a read is under way may be missing from it."""
+    stream = Stream([])
+    waiting = Waiting(stream.read, TASKS, refresh_s=0.0)
+    stream.let_go.clear()
+    first = asyncio.ensure_future(waiting.ahead(delivery(seq=5)))
+    await wait_for(lambda: stream.filters, 5, "the first read started")
+    stream.held[waiting_subject("j-1", 3)] = 1
+    second = asyncio.ensure_future(waiting.ahead(delivery(seq=5)))
+    stream.let_go.set()
+    assert await first == 0
+    assert await second == 1
+    assert len(stream.filters) == 2
+
+
+async def test_with_too_many_waiting_each_asks_about_its_own_pair() -> None:
+    stream = Stream([waiting_subject("j-1", 3)], in_stream=WAITING_MAX_SUBJECTS + 1)
+    waiting = Waiting(stream.read, TASKS, refresh_s=0.0)
+    assert await waiting.ahead(delivery(seq=5)) == 1
+    assert await waiting.ahead(delivery(seq=5)) == 1
+    pair = ordering.pair_filter(TASKS, delivery())
+    assert stream.filters == [ordering.wildcard(TASKS), pair, pair]
+
+
+async def test_a_failed_read_fails_every_delivery_asking() -> None:
+    async def unreachable(_subjects_filter: str) -> Subjects:
+        raise BusError("cannot read the deliveries waiting their turn: no responders")
+
+    waiting = Waiting(unreachable, TASKS, refresh_s=0.0)
+    with pytest.raises(BusError):
+        await asyncio.gather(waiting.ahead(delivery(seq=5)), waiting.ahead(delivery(seq=6)))
 
 
 def test_a_task_without_order_keeps_its_encoding() -> None:
