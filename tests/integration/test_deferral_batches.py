@@ -11,6 +11,7 @@ import pytest
 from harness.inprocess import running_bridge
 from harness.publish import job_event, publish_events_async
 from harness.receiver import Receiver
+from harness.tasks import plain_task
 from harness.waiting import wait_for
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
@@ -19,7 +20,6 @@ from bridge.config.settings import Settings, load_settings
 from bridge.jetstream import bus, lag
 from bridge.observability.metrics import Metrics
 from bridge.policy import ordering
-from bridge.policy.routing import Target
 from bridge.policy.tasks import DeliveryTask, decode_batch, decode_task, encode_task
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,7 +103,7 @@ async def test_retries_pending_counts_every_task_of_a_batch(
     settings = load_settings(bridge_env)
     await bus.ensure_topology(js, settings)
     for url, count in (("https://a.example.com/h", 5), ("https://b.example.com/h", 1)):
-        tasks = [_task(url, n) for n in range(count)]
+        tasks = [plain_task(url, n) for n in range(count)]
         payloads = [encode_task(task) for task in tasks]
         await bus.publish_tasks(js, settings, tasks, payloads, patience_s=5)
     metrics = Metrics()
@@ -121,19 +121,6 @@ async def test_a_tasks_stream_made_by_an_older_version_gains_the_batch_subject(
     subjects = (await js.stream_info(settings.tasks_stream)).config.subjects
     ordered = ordering.wildcard(settings.tasks_stream)  # per-job ordering's, added since
     assert subjects == [bus.tasks_subject(settings), bus.batch_subject(settings), ordered]
-
-
-def _task(url: str, n: int) -> DeliveryTask:
-    return DeliveryTask(
-        delivery_id=f"d{n}-{url}",
-        event_id=f"e{n}",
-        event="job.done",
-        job_id=None,
-        tenant_id=None,
-        target=Target(url, "ep", "default"),
-        body=b"{}",
-        published_at_s=1.0,
-    )
 
 
 async def test_a_task_of_a_kind_from_a_newer_version_is_left_in_the_stream(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.tasks import plain_task
+
 from bridge.config.settings import load_settings
 from bridge.delivery.slots import EndpointLimiter
 from bridge.jetstream.endpoint_health import EndpointHealth
 from bridge.policy import breaker as breakers
-from bridge.policy.routing import Target
 from bridge.policy.tasks import DeliveryTask
 
 URL = "http://127.0.0.1:9/hook"
@@ -24,16 +25,7 @@ class Clock:
 
 
 def task(index: int) -> DeliveryTask:
-    return DeliveryTask(
-        delivery_id=f"dlv_{index}",
-        event_id=f"e-{index}",
-        event="job.completed",
-        job_id=None,
-        tenant_id=None,
-        target=Target(URL, "127.0.0.1:9", "default"),
-        body=b"{}",
-        published_at_s=0.0,
-    )
+    return plain_task(URL, index)
 
 
 def health(clock: Clock) -> EndpointHealth:
