@@ -41,7 +41,7 @@ from bridge.policy.aimd import Aimd
 from bridge.policy.breaker import Breaker, State
 from bridge.policy.tasks import DeliveryTask, timestamp
 
-PROBING_RECHECK_S = 1.0  # a held delivery that finds a probe running looks again this soon
+PROBING_RECHECK_S = 1.0  # a held delivery that finds a probe running looks again this soon at least
 HOLD_RECHECK_MIN_S = 0.5
 HOLD_JITTER = 0.2
 HOLD_JITTER_MAX_S = 2.0  # a long wait is not spread further: the backlog comes back soon

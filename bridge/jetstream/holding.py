@@ -5,9 +5,9 @@ reason `endpoint_down`).
 A first attempt whose endpoint is down is stored as a held task at once (batched with the
 others for its URL), stamped with when its hold began. A task that comes due while its
 endpoint is still down waits again, unless it is the endpoint's probe: `nak` until the next
-probe is due (nothing can release it sooner), or for a second while a probe runs. A task
-queued before its endpoint went down counts its hold from the breaker's opening. The
-decision is returned; the fetch loop carries it out.
+probe is due (nothing can release it sooner), or while a probe runs, for as long as it has
+run (`policy.breaker.recheck_s`). A task queued before its endpoint went down counts its
+hold from the breaker's opening. The decision is returned; the fetch loop carries it out.
 """
 
 from __future__ import annotations

@@ -82,9 +82,12 @@ def probe_failed(breaker: Breaker, now_s: float, first_interval_s: float) -> Bre
 def recheck_s(breaker: Breaker, now_s: float, probing_s: float, shortest_s: float) -> float:
     """How long a held delivery waits before it looks at the endpoint again: until the next
     probe is due, when it may be released (the probe interval is capped, and so is this); a
-    probe running, at most `probing_s`, since its outcome comes soon. `shortest_s` at least."""
+    probe running, as long as it has run (at least `probing_s`, at most its lease): a quick
+    answer is seen soon, and a probe that hangs brings each waiting delivery back a few
+    times, not once a second. `shortest_s` at least."""
     if breaker.state == "half_open":
-        return max(shortest_s, min(probing_s, breaker.probe_until_s - now_s))
+        running_s = max(probing_s, now_s - breaker.next_probe_s)  # leased once it was due
+        return max(shortest_s, min(running_s, breaker.probe_until_s - now_s))
     return max(shortest_s, breaker.next_probe_s - now_s)
 
 

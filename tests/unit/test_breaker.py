@@ -66,6 +66,8 @@ def test_a_failed_probe_doubles_the_interval_up_to_a_minute(
         (breaker.opened("http://h:80", T0, 60.0), T0, 60.0),  # no sooner than it is due
         (breaker.probing(OPEN, T0 + 5, 0.5, "dlv_1"), T0 + 5, 0.5),  # until the probe's lease
         (breaker.probing(OPEN, T0 + 5, 20.0, "dlv_1"), T0 + 5, 1.0),  # its outcome comes soon
+        (breaker.probing(OPEN, T0 + 5, 20.0, "dlv_1"), T0 + 9, 4.0),  # as long as it has run
+        (breaker.probing(OPEN, T0 + 5, 20.0, "dlv_1"), T0 + 22, 3.0),  # until its lease ends
     ],
 )
 def test_how_long_a_held_delivery_waits(state: Breaker, now_s: float, wait_s: float) -> None:
