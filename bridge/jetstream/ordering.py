@@ -63,7 +63,7 @@ class Frontier:
         self._clock = clock
         self._floor = 0
         self._read_at = -math.inf
-        self._reading: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None  # referenced: or it may be collected
 
     async def reached(self, seq: int, patience_s: float) -> bool:
         """True once every event up to `seq` is acked; False if not within `patience_s`."""
@@ -160,6 +160,8 @@ class Turns:
 
 
 class Subjects(NamedTuple):
+    """A STREAM.INFO answer: the filter's subjects holding a task, and the stream's count."""
+
     held: dict[str, int]
     in_stream: int
 
@@ -181,7 +183,7 @@ class Waiting:
         self._next: asyncio.Future[dict[str, list[int]] | None] | None = None
         self._read_at = -math.inf
         self._pairs_until = -math.inf  # per-pair reads until then: too many waiting
-        self._reading: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None  # referenced: or it may be collected
 
     async def ahead(self, task: DeliveryTask) -> int:
         pairs = None if self._clock() < self._pairs_until else await self._shared()
